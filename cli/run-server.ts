@@ -1,0 +1,34 @@
+import { ConfigError } from '../common/config.js';
+import { createLogger } from '../common/log.js';
+import { startServer } from '../server/main.js';
+import { StorageConfigError } from '../server/storage/contract.js';
+import { CliError } from './usage.js';
+
+export async function runServer(): Promise<void> {
+  const log = createLogger('server');
+  let server;
+  try {
+    server = await startServer(process.env, log);
+  } catch (error) {
+    if (error instanceof ConfigError || error instanceof StorageConfigError) {
+      throw new CliError(error.message, 'fix the environment variable named above and start again');
+    }
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') throw new CliError(`port ${process.env.PORT ?? 4124} is already in use`, 'stop the other process or set PORT to a free port');
+    throw error;
+  }
+  process.stderr.write(`secret manager running: open ${server.url}\n`);
+  const running = server;
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    running.close().then(() => process.exit(0), (error: Error) => {
+      log.error({ err: error.message }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

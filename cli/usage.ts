@@ -1,0 +1,25 @@
+export class CliError extends Error {
+  constructor(message: string, readonly fix?: string, readonly exitCode = 1) {
+    super(message);
+  }
+}
+
+export const USAGE = `nosana-secrets: secrets for jobs, with access proven by a Solana key
+
+Run the parts:
+  server                      the secrets API (PORT, default 4124; STORAGE_CONNECTION, default sqlite://db.sqlite)
+  rotate-keys                 re-wrap every stored data key with the first key of ENCRYPTION_KEYS (server keeps serving)
+
+Client commands (options: --endpoint URL, default $NOSANA_SECRETS_ENDPOINT or http://localhost:4124;
+                 --keypair FILE, default $NOSANA_SECRETS_KEYPAIR or ~/.config/solana/id.json):
+  keygen [--out FILE]         write a new Solana keypair file (JSON array of 64 numbers) and print its address
+  login [--job JOB]           log in and print the token (with --job, the read-only token of that job)
+  set KEY [VALUE|-]           store a secret; with - or no VALUE it is read from stdin (keeps it out of shell history)
+  list [--prefix P]           list your secret names with version and times (never values)
+  get KEY [--job JOB]         print one value (with --job, read it as a reader of that job)
+  delete KEY                  delete a secret
+  grant JOB KEY... --reader ADDRESS [--reader ADDRESS...]
+                              let the addresses that run JOB read these keys
+  revoke JOB                  remove the grant of JOB
+  grants                      list your grants
+`;

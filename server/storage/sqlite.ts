@@ -1,0 +1,161 @@
+// The embedded default backend: one SQLite file through better-sqlite3, in WAL mode with full fsync so an
+// acknowledged write survives a crash, and a busy timeout so several processes can share the file.
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import {
+  StorageUnavailableError,
+  type GrantRecord, type GrantWrite, type SecretRecord, type SecretWrite, type Storage,
+} from './contract.js';
+
+interface SecretRow {
+  owner: string; key: string; sealed: string; kek_id: string; version: number; created_at: number; updated_at: number;
+}
+interface GrantRow { owner: string; job: string; readers: string; keys: string; created_at: number; updated_at: number }
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS secrets (
+  owner TEXT NOT NULL, key TEXT NOT NULL, sealed TEXT NOT NULL, kek_id TEXT NOT NULL,
+  version INTEGER NOT NULL, created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  PRIMARY KEY (owner, key)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS secrets_kek_id ON secrets (kek_id);
+CREATE TABLE IF NOT EXISTS grants (
+  owner TEXT NOT NULL, job TEXT NOT NULL, readers TEXT NOT NULL, keys TEXT NOT NULL,
+  created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+  PRIMARY KEY (owner, job)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS grants_job ON grants (job, owner);
+CREATE TABLE IF NOT EXISTS used_signatures (
+  signature TEXT PRIMARY KEY, expires_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS used_signatures_expiry ON used_signatures (expires_at);
+`;
+
+function toSecret(row: SecretRow): SecretRecord {
+  return {
+    owner: row.owner, key: row.key, sealed: row.sealed, kekId: row.kek_id, version: row.version,
+    createdAt: new Date(row.created_at), updatedAt: new Date(row.updated_at),
+  };
+}
+
+function toGrant(row: GrantRow): GrantRecord {
+  return {
+    owner: row.owner, job: row.job, readers: JSON.parse(row.readers) as string[], keys: JSON.parse(row.keys) as string[],
+    createdAt: new Date(row.created_at), updatedAt: new Date(row.updated_at),
+  };
+}
+
+export class SqliteStorage implements Storage {
+  readonly backend = 'sqlite';
+  private db: Database.Database | undefined;
+
+  constructor(private readonly path: string) {}
+
+  private get open(): Database.Database {
+    if (!this.db) throw new StorageUnavailableError('sqlite storage is closed');
+    return this.db;
+  }
+
+  async init(): Promise<void> {
+    if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
+    const db = new Database(this.path);
+    db.pragma('busy_timeout = 5000');
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec(SCHEMA);
+    this.db = db;
+  }
+
+  async ping(): Promise<void> {
+    this.open.prepare('SELECT 1').get();
+  }
+
+  async close(): Promise<void> {
+    this.db?.close();
+    this.db = undefined;
+  }
+
+  async putSecrets(owner: string, writes: SecretWrite[]): Promise<SecretRecord[]> {
+    const db = this.open;
+    const upsert = db.prepare<[string, string, string, string, number, number], SecretRow>(`
+      INSERT INTO secrets (owner, key, sealed, kek_id, version, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?)
+      ON CONFLICT (owner, key) DO UPDATE SET sealed = excluded.sealed, kek_id = excluded.kek_id,
+        version = secrets.version + 1, updated_at = excluded.updated_at
+      RETURNING *`);
+    const now = Date.now();
+    const run = db.transaction(() => writes.map((w) => toSecret(upsert.get(owner, w.key, w.sealed, w.kekId, now, now)!)));
+    return run.immediate();
+  }
+
+  async getSecret(owner: string, key: string): Promise<SecretRecord | undefined> {
+    const row = this.open.prepare<[string, string], SecretRow>('SELECT * FROM secrets WHERE owner = ? AND key = ?').get(owner, key);
+    return row && toSecret(row);
+  }
+
+  async getSecrets(owner: string, keys: string[]): Promise<SecretRecord[]> {
+    if (keys.length === 0) return [];
+    const rows = this.open.prepare<[string, string], SecretRow>(
+      'SELECT * FROM secrets WHERE owner = ? AND key IN (SELECT value FROM json_each(?)) ORDER BY key',
+    ).all(owner, JSON.stringify(keys));
+    return rows.map(toSecret);
+  }
+
+  async listSecrets(owner: string, prefix = ''): Promise<SecretRecord[]> {
+    const rows = this.open.prepare<[string, string, string], SecretRow>(
+      'SELECT * FROM secrets WHERE owner = ? AND substr(key, 1, length(?)) = ? ORDER BY key',
+    ).all(owner, prefix, prefix);
+    return rows.map(toSecret);
+  }
+
+  async deleteSecret(owner: string, key: string): Promise<boolean> {
+    return this.open.prepare('DELETE FROM secrets WHERE owner = ? AND key = ?').run(owner, key).changes > 0;
+  }
+
+  async listSecretsNotWrappedBy(kekId: string, limit: number): Promise<SecretRecord[]> {
+    const rows = this.open.prepare<[string, number], SecretRow>(
+      'SELECT * FROM secrets WHERE kek_id <> ? ORDER BY owner, key LIMIT ?',
+    ).all(kekId, limit);
+    return rows.map(toSecret);
+  }
+
+  async rewrapSecret(owner: string, key: string, expectedSealed: string, sealed: string, kekId: string): Promise<boolean> {
+    return this.open.prepare(
+      'UPDATE secrets SET sealed = ?, kek_id = ? WHERE owner = ? AND key = ? AND sealed = ?',
+    ).run(sealed, kekId, owner, key, expectedSealed).changes > 0;
+  }
+
+  async putGrant(grant: GrantWrite): Promise<GrantRecord> {
+    const now = Date.now();
+    const row = this.open.prepare<[string, string, string, string, number, number], GrantRow>(`
+      INSERT INTO grants (owner, job, readers, keys, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+      ON CONFLICT (owner, job) DO UPDATE SET readers = excluded.readers, keys = excluded.keys, updated_at = excluded.updated_at
+      RETURNING *`).get(grant.owner, grant.job, JSON.stringify(grant.readers), JSON.stringify(grant.keys), now, now);
+    return toGrant(row!);
+  }
+
+  async deleteGrant(owner: string, job: string): Promise<boolean> {
+    return this.open.prepare('DELETE FROM grants WHERE owner = ? AND job = ?').run(owner, job).changes > 0;
+  }
+
+  async listGrants(owner: string): Promise<GrantRecord[]> {
+    return this.open.prepare<[string], GrantRow>('SELECT * FROM grants WHERE owner = ? ORDER BY job').all(owner).map(toGrant);
+  }
+
+  async grantsForJob(job: string): Promise<GrantRecord[]> {
+    return this.open.prepare<[string], GrantRow>('SELECT * FROM grants WHERE job = ? ORDER BY owner').all(job).map(toGrant);
+  }
+
+  async rememberSignature(signature: string, expiresAt: Date): Promise<boolean> {
+    // An expired entry for the same signature may still be there before the purge runs: it no longer counts.
+    const result = this.open.prepare(`
+      INSERT INTO used_signatures (signature, expires_at) VALUES (?, ?)
+      ON CONFLICT (signature) DO UPDATE SET expires_at = excluded.expires_at WHERE used_signatures.expires_at < ?`,
+    ).run(signature, expiresAt.getTime(), Date.now());
+    return result.changes > 0;
+  }
+
+  async purgeExpiredSignatures(now: Date): Promise<number> {
+    return this.open.prepare('DELETE FROM used_signatures WHERE expires_at < ?').run(now.getTime()).changes;
+  }
+}

@@ -1,0 +1,14 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['test/helpers/global-setup.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 180_000,
+    pool: 'forks',
+    // Tests talk to shared real servers; each file uses its own database, namespace or port.
+    fileParallelism: true,
+    maxWorkers: 2,
+  },
+});
