@@ -36,6 +36,12 @@ export async function buildApp(context: ServerContext): Promise<FastifyInstance>
       components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
       security: [{ bearer: [] }],
     },
+    // Key routes are wildcards in Fastify (keys may hold "/"); the document names the parameter `key`.
+    transform: ({ schema, url }) => {
+      if (!url.endsWith('/*')) return { schema, url };
+      const params = { type: 'object', required: ['key'], properties: { key: { type: 'string', description: 'the key; may contain /' } } };
+      return { schema: { ...schema, params }, url: `${url.slice(0, -2)}/:key` };
+    },
   });
 
   app.addHook('onResponse', async (request, reply) => {

@@ -1,0 +1,69 @@
+// Starts a real secrets server (HTTP on a free loopback port, SQLite in a fresh temp dir) and captures its log
+// lines, so tests can also check what was logged.
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { SecretsClient } from '../../common/client.js';
+import { generateKeypair, signLogin, type Keypair } from '../../common/login.js';
+import { startServer, type RunningServer } from '../../server/main.js';
+
+export interface TestServer extends RunningServer {
+  dir: string;
+  env: Record<string, string>;
+  client: SecretsClient;
+  /** Every log line written so far, raw JSON text. */
+  logs: string[];
+}
+
+export async function startTestServer(env: Record<string, string> = {}, dir = mkdtempSync(join(tmpdir(), 'nss-'))): Promise<TestServer> {
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
+      done();
+    },
+  });
+  const fullEnv = {
+    PORT: '0', HOST: '127.0.0.1', STORAGE_CONNECTION: `sqlite://${join(dir, 'db.sqlite')}`, SECRETS_STATE_DIR: join(dir, 'state'),
+    ...env,
+  };
+  const server = await startServer(fullEnv, pino({ level: 'debug' }, sink));
+  return { ...server, dir, env: fullEnv, logs, client: new SecretsClient({ endpoint: server.url }) };
+}
+
+export interface Account {
+  keypair: Keypair;
+  address: string;
+  token: string;
+}
+
+/** A fresh keypair, logged in as owner. */
+export async function newAccount(server: { client: SecretsClient }): Promise<Account> {
+  const keypair = generateKeypair();
+  const { token } = await server.client.login(keypair);
+  return { keypair, address: keypair.address, token };
+}
+
+/** Raw HTTP, for checking exact status codes and bodies. */
+export async function call(
+  url: string, method: string, path: string, options: { body?: unknown; headers?: Record<string, string>; token?: string } = {},
+): Promise<{ status: number; body: any }> { // eslint-disable-line @typescript-eslint/no-explicit-any -- tests inspect arbitrary JSON
+  const headers: Record<string, string> = { ...options.headers };
+  if (options.token !== undefined) headers.authorization = `Bearer ${options.token}`;
+  if (options.body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`${url}${path}`, {
+    method, headers, body: options.body === undefined ? undefined : typeof options.body === 'string' ? options.body : JSON.stringify(options.body),
+  });
+  const text = await response.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // plain text answer, e.g. GET /
+  }
+  return { status: response.status, body };
+}
+
+export { signLogin, generateKeypair };

@@ -1,0 +1,121 @@
+import { randomBytes } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { describe, expect, it } from 'vitest';
+import { Envelope, parseKeyring } from '../../server/encryption.js';
+import { rotateDataKeys } from '../../server/key-rotation.js';
+import { SqliteStorage } from '../../server/storage/sqlite.js';
+import { call, newAccount, startTestServer } from '../helpers/server.js';
+
+const key = (id: string) => `${id}:${randomBytes(32).toString('base64')}`;
+
+describe('secrets at rest', () => {
+  it('a restart on the same database file keeps every secret, and earlier tokens stay valid', async () => {
+    const first = await startTestServer();
+    const owner = await newAccount(first);
+    const secrets = Object.fromEntries(Array.from({ length: 50 }, (_, i) => [`KEY_${i}`, `value-${i}-${randomBytes(4).toString('hex')}`]));
+    await call(first.url, 'POST', '/secrets', { token: owner.token, body: { secrets } });
+    await first.close();
+
+    const second = await startTestServer({}, first.dir);
+    try {
+      expect((await call(second.url, 'GET', '/secrets', { token: owner.token })).body).toEqual(secrets);
+    } finally {
+      await second.close();
+    }
+  });
+
+  it('the raw database files hold no plaintext value, key or wrapped data key in the clear', async () => {
+    const server = await startTestServer();
+    const owner = await newAccount(server);
+    const marker = `plaintext-marker-${randomBytes(8).toString('hex')}`;
+    await server.client.putSecret(owner.token, 'MARKED', marker);
+    await server.client.putSecret(owner.token, 'MARKED', `${marker}-v2`);
+    const files = readdirSync(server.dir).filter((f) => f.startsWith('db.sqlite'));
+    expect(files.length).toBeGreaterThan(0);
+    for (const file of files) expect(readFileSync(join(server.dir, file)).includes(marker)).toBe(false);
+    expect((await server.client.getSecret(owner.token, 'MARKED')).value).toBe(`${marker}-v2`);
+    await server.close();
+  });
+
+  it('a sealed value copied onto another owner\'s row does not decrypt, and nothing leaks', async () => {
+    const server = await startTestServer();
+    const alice = await newAccount(server);
+    const mallory = await newAccount(server);
+    await server.client.putSecret(alice.token, 'TARGET', 'alice-only');
+    await server.client.putSecret(mallory.token, 'TARGET', 'mallory');
+    const db = new Database(join(server.dir, 'db.sqlite'));
+    db.prepare('UPDATE secrets SET sealed = (SELECT sealed FROM secrets WHERE owner = ?) WHERE owner = ?').run(alice.address, mallory.address);
+    db.close();
+    const answer = await call(server.url, 'GET', '/secrets/TARGET', { token: mallory.token });
+    expect(answer.status).toBe(500);
+    expect(answer.body.type).toBe('DecryptionError');
+    expect(JSON.stringify(answer.body)).not.toContain('alice-only');
+    expect(server.logs.join('\n')).not.toContain('alice-only');
+    await server.close();
+  });
+
+  it('a value sealed under another key name of the same owner does not decrypt', () => {
+    const envelope = new Envelope(parseKeyring(key('k1'), 'test'));
+    const { sealed } = envelope.seal('owner', 'A', 'v');
+    expect(() => envelope.open('owner', 'B', sealed)).toThrow(/does not open/);
+    expect(envelope.open('owner', 'A', sealed)).toBe('v');
+  });
+
+  it('key rotation re-wraps every data key while the server keeps serving, then the old key can go', async () => {
+    const oldKey = key('old');
+    const newKey = key('new');
+    const first = await startTestServer({ ENCRYPTION_KEYS: oldKey });
+    const owner = await newAccount(first);
+    const secrets = Object.fromEntries(Array.from({ length: 1200 }, (_, i) => [`R${String(i).padStart(4, '0')}`, `v${i}`]));
+    await call(first.url, 'POST', '/secrets', { token: owner.token, body: { secrets: Object.fromEntries(Object.entries(secrets).slice(0, 600)) } });
+    await call(first.url, 'POST', '/secrets', { token: owner.token, body: { secrets: Object.fromEntries(Object.entries(secrets).slice(600)) } });
+    await first.close();
+
+    // Both keys, new first: the server opens old rows and seals new ones under the new key.
+    const serving = await startTestServer({ ENCRYPTION_KEYS: `${newKey},${oldKey}` }, first.dir);
+    const rotator = new SqliteStorage(join(first.dir, 'db.sqlite'));
+    await rotator.init();
+    let reads = 0;
+    let failures = 0;
+    let rotating = true;
+    const reader = (async () => {
+      while (rotating) {
+        const answer = await call(serving.url, 'GET', '/secrets/R0007', { token: owner.token });
+        if (answer.status === 200 && answer.body.R0007 === 'v7') reads++;
+        else failures++;
+      }
+    })();
+    const result = await rotateDataKeys(rotator, new Envelope(parseKeyring(`${newKey},${oldKey}`, 'test')));
+    rotating = false;
+    await reader;
+    await rotator.close();
+    await serving.close();
+    expect(result).toEqual({ rewrapped: 1200, skipped: 0 });
+    expect(reads).toBeGreaterThan(0);
+    expect(failures).toBe(0);
+
+    const onlyNew = await startTestServer({ ENCRYPTION_KEYS: newKey }, first.dir);
+    try {
+      expect((await call(onlyNew.url, 'GET', '/secrets', { token: owner.token })).body).toEqual(secrets);
+    } finally {
+      await onlyNew.close();
+    }
+  });
+
+  it('a server whose keyring lacks the key of a row answers 500 DecryptionError for it, naming no value', async () => {
+    const first = await startTestServer({ ENCRYPTION_KEYS: key('a') });
+    const owner = await newAccount(first);
+    await first.client.putSecret(owner.token, 'K', 'secret-v');
+    await first.close();
+    const second = await startTestServer({ ENCRYPTION_KEYS: key('b') }, first.dir);
+    try {
+      const answer = await call(second.url, 'GET', '/secrets/K', { token: owner.token });
+      expect(answer.status).toBe(500);
+      expect(answer.body).toEqual({ type: 'DecryptionError', error: 'a stored value cannot be decrypted with the configured keys' });
+    } finally {
+      await second.close();
+    }
+  });
+});
