@@ -1,0 +1,121 @@
+// Benchmark of the secrets server over loopback HTTP. Run: `npm run build && node dist/bench/server.js
+// [--storage URL] [--secrets N] [--seconds S]`. The server runs as its own process (so its RSS is its own) on the
+// chosen storage (default: SQLite in a temp dir); autocannon drives it from this process. Every figure is printed
+// beside a baseline measured in the same run: GET /health, the cheapest route, on the same server.
+import { spawn } from 'node:child_process';
+import { generateKeyPairSync, sign } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import bs58 from 'bs58';
+import { SecretsClient } from '../common/client.js';
+import { generateKeypair, loginMessage } from '../common/login.js';
+
+const { values } = parseArgs({
+  options: {
+    storage: { type: 'string' },
+    secrets: { type: 'string', default: '100000' },
+    seconds: { type: 'string', default: '10' },
+    connections: { type: 'string', default: '32' },
+  },
+});
+const secretCount = Number(values.secrets);
+const seconds = Number(values.seconds);
+const connections = Number(values.connections);
+const dir = mkdtempSync(join(tmpdir(), 'nss-bench-'));
+const storage = values.storage ?? `sqlite://${join(dir, 'db.sqlite')}`;
+
+function rssMb(pid: number): number {
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
+  return kb / 1024;
+}
+
+async function startServer(): Promise<{ url: string; pid: number; stop: () => void }> {
+  const child = spawn(process.execPath, [resolve(import.meta.dirname, '../cli/main.js'), 'server'], {
+    cwd: dir,
+    env: { ...process.env, PORT: '0', HOST: '127.0.0.1', STORAGE_CONNECTION: storage, LOG_LEVEL: 'warn', SECRETS_STATE_DIR: join(dir, 'state') },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  const url = await new Promise<string>((done, fail) => {
+    child.once('exit', (code) => fail(new Error(`server exited with ${code}: ${stderr}`)));
+    child.stderr!.on('data', (d: Buffer) => {
+      stderr += d;
+      const match = /open (http:\/\/\S+)/.exec(stderr);
+      if (match) done(match[1]!);
+    });
+  });
+  return { url, pid: child.pid!, stop: () => child.kill('SIGTERM') };
+}
+
+interface Figures { rps: number; p50: number; p99: number; errors: number }
+
+async function load(options: autocannon.Options): Promise<Figures> {
+  const result = await autocannon({ connections, duration: seconds, ...options });
+  const non2xx = result.non2xx + result.errors;
+  return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: non2xx };
+}
+
+/** Signed login bodies from fresh ed25519 keys (node:crypto: fast enough to make tens of thousands). */
+function loginBodies(count: number): string[] {
+  const timestamp = Math.floor(Date.now() / 1000);
+  const message = Buffer.from(loginMessage(timestamp));
+  return Array.from({ length: count }, () => {
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url');
+    return JSON.stringify({ address: bs58.encode(raw), signature: bs58.encode(sign(null, message, privateKey)), timestamp });
+  });
+}
+
+const server = await startServer();
+const client = new SecretsClient({ endpoint: server.url });
+const owner = generateKeypair();
+const { token } = await client.login(owner);
+console.log(`storage: ${storage.replace(/:[^:@/]*@/, ':***@')}`);
+console.log(`RSS at start: ${rssMb(server.pid).toFixed(0)} MB`);
+
+// Writes: 100,000 secrets in batches of 1,000 through POST /secrets.
+const writeStart = performance.now();
+for (let i = 0; i < secretCount; i += 1000) {
+  const batch: Record<string, string> = {};
+  for (let j = i; j < Math.min(i + 1000, secretCount); j++) batch[`KEY_${j}`] = `value-${j}-${'x'.repeat(32)}`;
+  const response = await fetch(`${server.url}/secrets`, {
+    method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ secrets: batch }),
+  });
+  if (!response.ok) throw new Error(`storing failed: ${response.status} ${await response.text()}`);
+}
+const writesPerSecond = secretCount / ((performance.now() - writeStart) / 1000);
+const rssLoaded = rssMb(server.pid);
+
+const baseline = await load({ url: `${server.url}/health` });
+let next = 0;
+const reads = await load({
+  url: server.url,
+  requests: [{
+    method: 'GET',
+    setupRequest: (request) => ({ ...request, path: `/secrets/KEY_${(next++ * 7919) % secretCount}`, headers: { authorization: `Bearer ${token}` } }),
+  }],
+});
+const bodies = loginBodies(Math.ceil(seconds * 8000));
+let used = 0;
+const logins = await load({
+  url: server.url,
+  requests: [{
+    method: 'POST',
+    setupRequest: (request) => ({ ...request, path: '/login', headers: { 'content-type': 'application/json' }, body: bodies[used++ % bodies.length] }),
+  }],
+});
+const rssAfter = rssMb(server.pid);
+server.stop();
+
+const row = (name: string, f: Figures) =>
+  `${name.padEnd(28)} ${f.rps.toFixed(0).padStart(8)}/s  ${(f.rps / baseline.rps).toFixed(2).padStart(5)}x  p50 ${f.p50.toFixed(1).padStart(5)} ms  p99 ${f.p99.toFixed(1).padStart(5)} ms  non-2xx ${f.errors}`;
+console.log(`\n${connections} connections, ${seconds} s each, loopback, ${secretCount} secrets stored`);
+console.log(row('baseline GET /health', baseline));
+console.log(row('reads GET /secrets/:key', reads));
+console.log(row('logins POST /login', logins));
+console.log(`writes (batches of 1,000)     ${writesPerSecond.toFixed(0).padStart(8)}/s`);
+console.log(`RSS after storing ${secretCount}: ${rssLoaded.toFixed(0)} MB; after the load: ${rssAfter.toFixed(0)} MB`);
+if (used > bodies.length) console.log(`note: ${used - bodies.length} login requests reused a signature (refused as replays)`);
