@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { ConfigError, envInt, envOptional, envString, type Env } from '../common/config.js';
 import type { Logger } from '../common/log.js';
 import { newKeyringEntry, parseKeyring, type Kek } from './encryption.js';
+import { loadNosanaConfig, type NosanaConfig } from './grants/nosana/config.js';
 import { DEFAULT_STORAGE_CONNECTION } from './storage/open.js';
 
 export const GRANT_SOURCES = ['api', 'nosana'] as const;
@@ -25,6 +26,8 @@ export interface ServerConfig {
   tokenTtlSeconds: number;
   maxValueBytes: number;
   grantSources: GrantSourceName[];
+  /** Settings of the Nosana network source (NOSANA_*, IPFS_*), read when GRANT_SOURCES names `nosana`. */
+  nosana?: NosanaConfig;
 }
 
 const MIN_JWT_SECRET_BYTES = 32;
@@ -81,5 +84,6 @@ export function loadServerConfig(env: Env, log: Logger): ServerConfig {
     tokenTtlSeconds: envInt(env, 'TOKEN_TTL_SECONDS', 900, { min: 30, max: 86_400 }),
     maxValueBytes: envInt(env, 'MAX_VALUE_BYTES', 65_536, { min: 1, max: 1_048_576 }),
     grantSources: sources as GrantSourceName[],
+    nosana: sources.includes('nosana') ? loadNosanaConfig(env) : undefined,
   };
 }

@@ -8,6 +8,7 @@ import type { ServerContext } from './context.js';
 import { Envelope } from './encryption.js';
 import { unavailable } from './errors.js';
 import { ApiGrantSource } from './grants/api-source.js';
+import { NosanaGrantSource } from './grants/nosana/source.js';
 import { GrantResolver } from './grants/resolver.js';
 import type { GrantSource } from './grants/source.js';
 import { createServerMetrics } from './metrics.js';
@@ -29,6 +30,7 @@ export function createContext(config: ServerConfig, storage: Storage, log: Logge
   const metrics = createServerMetrics();
   const sources: GrantSource[] = [];
   if (config.grantSources.includes('api')) sources.push(new ApiGrantSource(storage));
+  if (config.nosana) sources.push(NosanaGrantSource.fromConfig(config.nosana, log));
   sources.push(...extraSources);
   return {
     config, storage, metrics, log,
