@@ -7,8 +7,15 @@ export class GrantResolver {
 
   /** The one access `reader` has for `job`, or a 403 (none) / 409 (grants from several owners). */
   async resolve(job: string, reader: string): Promise<JobAccess> {
-    const found = (await Promise.all(this.sources.map((s) => s.accessFor(job, reader)))).flat();
-    if (found.length === 0) throw forbidden(`address ${reader} has no grant for job ${job}`);
+    // Every source is asked; one that refuses or fails (the Nosana network unreachable) does not take away what
+    // another grants. Only when none grants is the first explained refusal the answer.
+    const answers = await Promise.allSettled(this.sources.map((s) => s.accessFor(job, reader)));
+    const found = answers.flatMap((answer) => (answer.status === 'fulfilled' ? answer.value : []));
+    if (found.length === 0) {
+      const refusal = answers.find((answer) => answer.status === 'rejected');
+      if (refusal) throw refusal.reason;
+      throw forbidden(`address ${reader} has no grant for job ${job}`);
+    }
     const owners = new Set(found.map((a) => a.owner));
     if (owners.size > 1) {
       throw conflict(`job ${job} is granted to ${reader} by several owners (${[...owners].join(', ')}); ask all but one to revoke it`);
