@@ -2,6 +2,7 @@
 // A job token names the job and the owner whose secrets it reads; which keys it may read is looked up again on every
 // request, so a revoked grant takes effect at once rather than when the token expires.
 import { errors, jwtVerify, SignJWT } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { forbidden } from './errors.js';
 
 const ISSUER = 'nosana-secrets';
@@ -11,7 +12,13 @@ export type Principal =
   | { scope: 'owner'; address: string }
   | { scope: 'job'; address: string; job: string; owner: string };
 
+// Verified tokens are remembered (by their exact text) until they expire, so a client that reuses its token skips
+// the signature check; the cache is bounded, and expiry is still enforced by each entry's TTL.
+const VERIFIED_CACHE_ENTRIES = 10_000;
+
 export class Tokens {
+  private readonly verified = new LRUCache<string, Principal>({ max: VERIFIED_CACHE_ENTRIES });
+
   constructor(private readonly secret: Uint8Array, readonly ttlSeconds: number) {}
 
   async issue(principal: Principal): Promise<{ token: string; expiresAt: Date }> {
@@ -33,6 +40,10 @@ export class Tokens {
   }
 
   async verify(token: string): Promise<Principal> {
+    return this.verified.get(token) ?? this.verifySignature(token);
+  }
+
+  private async verifySignature(token: string): Promise<Principal> {
     let payload;
     try {
       ({ payload } = await jwtVerify(token, this.secret, {
@@ -43,11 +54,17 @@ export class Tokens {
       throw forbidden('token is not valid: log in again');
     }
     const address = payload.sub!;
-    if (payload.scope === 'owner') return { scope: 'owner', address };
-    if (payload.scope === 'job' && typeof payload.job === 'string' && typeof payload.owner === 'string') {
-      return { scope: 'job', address, job: payload.job, owner: payload.owner };
+    let principal: Principal;
+    if (payload.scope === 'owner') {
+      principal = { scope: 'owner', address };
+    } else if (payload.scope === 'job' && typeof payload.job === 'string' && typeof payload.owner === 'string') {
+      principal = { scope: 'job', address, job: payload.job, owner: payload.owner };
+    } else {
+      throw forbidden('token has no valid scope: log in again');
     }
-    throw forbidden('token has no valid scope: log in again');
+    const ttl = payload.exp! * 1000 - Date.now();
+    if (ttl > 0) this.verified.set(token, principal, { ttl });
+    return principal;
   }
 }
 

@@ -1,5 +1,8 @@
-// The embedded default backend: one SQLite file through better-sqlite3, in WAL mode with full fsync so an
-// acknowledged write survives a crash, and a busy timeout so several processes can share the file.
+// The embedded default backend: one SQLite file through better-sqlite3, in WAL mode with a busy timeout so several
+// processes can share the file. Secrets and grants are written with full fsync, so an acknowledged write survives
+// even a power loss. Used login signatures go through a second connection without the per-commit fsync: they live
+// 60 s, and an fsync per login would cap logins at the disk's fsync rate. A process crash loses none of them (WAL);
+// only a power loss could forget the last moments of them.
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
@@ -49,12 +52,29 @@ function toGrant(row: GrantRow): GrantRecord {
 export class SqliteStorage implements Storage {
   readonly backend = 'sqlite';
   private db: Database.Database | undefined;
+  private signaturesDb: Database.Database | undefined;
 
   constructor(private readonly path: string) {}
 
   private get open(): Database.Database {
     if (!this.db) throw new StorageUnavailableError('sqlite storage is closed');
     return this.db;
+  }
+
+  private readonly statements = new WeakMap<Database.Database, Map<string, Database.Statement>>();
+
+  /** Prepared once per connection and SQL text: compiling SQL on every call would dominate a fast read. */
+  private prepare<Params extends unknown[], Row = unknown>(db: Database.Database, sql: string): Database.Statement<Params, Row> {
+    let cache = this.statements.get(db);
+    if (!cache) this.statements.set(db, (cache = new Map()));
+    let statement = cache.get(sql);
+    if (!statement) cache.set(sql, (statement = db.prepare(sql)));
+    return statement as unknown as Database.Statement<Params, Row>;
+  }
+
+  private get signatures(): Database.Database {
+    if (!this.signaturesDb) throw new StorageUnavailableError('sqlite storage is closed');
+    return this.signaturesDb;
   }
 
   async init(): Promise<void> {
@@ -65,20 +85,29 @@ export class SqliteStorage implements Storage {
     db.pragma('synchronous = FULL');
     db.exec(SCHEMA);
     this.db = db;
+    if (this.path === ':memory:') {
+      this.signaturesDb = db;
+    } else {
+      this.signaturesDb = new Database(this.path);
+      this.signaturesDb.pragma('busy_timeout = 5000');
+      this.signaturesDb.pragma('synchronous = NORMAL');
+    }
   }
 
   async ping(): Promise<void> {
-    this.open.prepare('SELECT 1').get();
+    this.prepare(this.open, 'SELECT 1').get();
   }
 
   async close(): Promise<void> {
+    if (this.signaturesDb !== this.db) this.signaturesDb?.close();
     this.db?.close();
     this.db = undefined;
+    this.signaturesDb = undefined;
   }
 
   async putSecrets(owner: string, writes: SecretWrite[]): Promise<SecretRecord[]> {
     const db = this.open;
-    const upsert = db.prepare<[string, string, string, string, number, number], SecretRow>(`
+    const upsert = this.prepare<[string, string, string, string, number, number], SecretRow>(db, `
       INSERT INTO secrets (owner, key, sealed, kek_id, version, created_at, updated_at) VALUES (?, ?, ?, ?, 1, ?, ?)
       ON CONFLICT (owner, key) DO UPDATE SET sealed = excluded.sealed, kek_id = excluded.kek_id,
         version = secrets.version + 1, updated_at = excluded.updated_at
@@ -89,45 +118,49 @@ export class SqliteStorage implements Storage {
   }
 
   async getSecret(owner: string, key: string): Promise<SecretRecord | undefined> {
-    const row = this.open.prepare<[string, string], SecretRow>('SELECT * FROM secrets WHERE owner = ? AND key = ?').get(owner, key);
+    const row = this.prepare<[string, string], SecretRow>(this.open, 'SELECT * FROM secrets WHERE owner = ? AND key = ?').get(owner, key);
     return row && toSecret(row);
   }
 
   async getSecrets(owner: string, keys: string[]): Promise<SecretRecord[]> {
     if (keys.length === 0) return [];
-    const rows = this.open.prepare<[string, string], SecretRow>(
+    if (keys.length === 1) {
+      const record = await this.getSecret(owner, keys[0]!);
+      return record ? [record] : [];
+    }
+    const rows = this.prepare<[string, string], SecretRow>(this.open, 
       'SELECT * FROM secrets WHERE owner = ? AND key IN (SELECT value FROM json_each(?)) ORDER BY key',
     ).all(owner, JSON.stringify(keys));
     return rows.map(toSecret);
   }
 
   async listSecrets(owner: string, prefix = ''): Promise<SecretRecord[]> {
-    const rows = this.open.prepare<[string, string, string], SecretRow>(
+    const rows = this.prepare<[string, string, string], SecretRow>(this.open, 
       'SELECT * FROM secrets WHERE owner = ? AND substr(key, 1, length(?)) = ? ORDER BY key',
     ).all(owner, prefix, prefix);
     return rows.map(toSecret);
   }
 
   async deleteSecret(owner: string, key: string): Promise<boolean> {
-    return this.open.prepare('DELETE FROM secrets WHERE owner = ? AND key = ?').run(owner, key).changes > 0;
+    return this.prepare(this.open, 'DELETE FROM secrets WHERE owner = ? AND key = ?').run(owner, key).changes > 0;
   }
 
   async listSecretsNotWrappedBy(kekId: string, limit: number): Promise<SecretRecord[]> {
-    const rows = this.open.prepare<[string, number], SecretRow>(
+    const rows = this.prepare<[string, number], SecretRow>(this.open, 
       'SELECT * FROM secrets WHERE kek_id <> ? ORDER BY owner, key LIMIT ?',
     ).all(kekId, limit);
     return rows.map(toSecret);
   }
 
   async rewrapSecret(owner: string, key: string, expectedSealed: string, sealed: string, kekId: string): Promise<boolean> {
-    return this.open.prepare(
+    return this.prepare(this.open, 
       'UPDATE secrets SET sealed = ?, kek_id = ? WHERE owner = ? AND key = ? AND sealed = ?',
     ).run(sealed, kekId, owner, key, expectedSealed).changes > 0;
   }
 
   async putGrant(grant: GrantWrite): Promise<GrantRecord> {
     const now = Date.now();
-    const row = this.open.prepare<[string, string, string, string, number, number], GrantRow>(`
+    const row = this.prepare<[string, string, string, string, number, number], GrantRow>(this.open, `
       INSERT INTO grants (owner, job, readers, keys, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
       ON CONFLICT (owner, job) DO UPDATE SET readers = excluded.readers, keys = excluded.keys, updated_at = excluded.updated_at
       RETURNING *`).get(grant.owner, grant.job, JSON.stringify(grant.readers), JSON.stringify(grant.keys), now, now);
@@ -135,20 +168,20 @@ export class SqliteStorage implements Storage {
   }
 
   async deleteGrant(owner: string, job: string): Promise<boolean> {
-    return this.open.prepare('DELETE FROM grants WHERE owner = ? AND job = ?').run(owner, job).changes > 0;
+    return this.prepare(this.open, 'DELETE FROM grants WHERE owner = ? AND job = ?').run(owner, job).changes > 0;
   }
 
   async listGrants(owner: string): Promise<GrantRecord[]> {
-    return this.open.prepare<[string], GrantRow>('SELECT * FROM grants WHERE owner = ? ORDER BY job').all(owner).map(toGrant);
+    return this.prepare<[string], GrantRow>(this.open, 'SELECT * FROM grants WHERE owner = ? ORDER BY job').all(owner).map(toGrant);
   }
 
   async grantsForJob(job: string): Promise<GrantRecord[]> {
-    return this.open.prepare<[string], GrantRow>('SELECT * FROM grants WHERE job = ? ORDER BY owner').all(job).map(toGrant);
+    return this.prepare<[string], GrantRow>(this.open, 'SELECT * FROM grants WHERE job = ? ORDER BY owner').all(job).map(toGrant);
   }
 
   async rememberSignature(signature: string, expiresAt: Date): Promise<boolean> {
     // An expired entry for the same signature may still be there before the purge runs: it no longer counts.
-    const result = this.open.prepare(`
+    const result = this.prepare(this.signatures, `
       INSERT INTO used_signatures (signature, expires_at) VALUES (?, ?)
       ON CONFLICT (signature) DO UPDATE SET expires_at = excluded.expires_at WHERE used_signatures.expires_at < ?`,
     ).run(signature, expiresAt.getTime(), Date.now());
@@ -156,6 +189,6 @@ export class SqliteStorage implements Storage {
   }
 
   async purgeExpiredSignatures(now: Date): Promise<number> {
-    return this.open.prepare('DELETE FROM used_signatures WHERE expires_at < ?').run(now.getTime()).changes;
+    return this.prepare(this.signatures, 'DELETE FROM used_signatures WHERE expires_at < ?').run(now.getTime()).changes;
   }
 }
