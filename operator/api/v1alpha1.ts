@@ -1,0 +1,132 @@
+// The NosanaSecretBinding API (secrets.nosana.io/v1alpha1): resource types, the condition type, its reasons, and the
+// labels, annotations and finalizer the operator puts on what it manages. The schema itself lives in
+// crds/nosanasecretbindings.yaml; keep the two in step. No behaviour here: the operator, the tests and the chart's
+// docs all read this one module.
+
+export const GROUP = 'secrets.nosana.io';
+export const VERSION = 'v1alpha1';
+export const API_VERSION = `${GROUP}/${VERSION}`;
+export const KIND = 'NosanaSecretBinding';
+export const PLURAL = 'nosanasecretbindings';
+export const CRD_NAME = `${PLURAL}.${GROUP}`;
+
+/** Held on every binding until the operator has deleted what it created for it. */
+export const FINALIZER = `${GROUP}/cleanup`;
+
+/** Labels on every env Secret the operator keeps. */
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY = 'nosana-secrets-operator';
+export const BINDING_LABEL = `${GROUP}/binding`;
+/** Annotations on the env Secret (a job id may be longer than a label value may be). */
+export const JOB_ANNOTATION = `${GROUP}/job`;
+export const OWNER_ANNOTATION = `${GROUP}/owner`;
+
+export const DEFAULT_CREDENTIALS_KEY = 'keypair.json';
+export const DEFAULT_REFRESH_INTERVAL = '15m';
+
+/** The one condition type: whether the binding's secrets are materialised and current. */
+export const CONDITION_READY = 'Ready';
+
+/** Reasons of the Ready condition (also the reasons of the Events the operator emits). */
+export const Reason = {
+  /** Every key was read; the env Secret holds the current values. */
+  SecretsResolved: 'SecretsResolved',
+  /** A key does not exist under the owner's address. */
+  SecretNotFound: 'SecretNotFound',
+  /** The node has no grant for this job, a key is not granted, or the grant belongs to another owner. */
+  AccessDenied: 'AccessDenied',
+  /** The secrets server could not be reached or answered with a server error. */
+  ServerUnreachable: 'ServerUnreachable',
+  /** The spec is not usable (a rule the schema cannot express). */
+  InvalidSpec: 'InvalidSpec',
+  /** The node credentials Secret, or its key, does not exist. */
+  CredentialsNotFound: 'CredentialsNotFound',
+  /** The node credentials are not a Solana keypair. */
+  InvalidCredentials: 'InvalidCredentials',
+  /** A Secret of the target name exists and is not this binding's. */
+  SecretConflict: 'SecretConflict',
+  /** spec.jobFinished is true: the env Secret was deleted. */
+  JobFinished: 'JobFinished',
+  /** The first reconcile has not finished yet. */
+  Pending: 'Pending',
+} as const;
+export type Reason = (typeof Reason)[keyof typeof Reason];
+
+export interface SecretEntry {
+  key: string;
+  env?: string;
+  path?: string;
+  mode?: number;
+}
+
+export interface LabelSelector {
+  matchLabels?: Record<string, string>;
+  matchExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[];
+}
+
+export interface NosanaSecretBindingSpec {
+  job: string;
+  owner: string;
+  endpoint?: string;
+  podSelector?: LabelSelector;
+  secretName?: string;
+  secrets: SecretEntry[];
+  nodeCredentialsRef: { name: string; key?: string };
+  /** A Go duration (`30s`, `15m`, `1h30m`). */
+  refreshInterval?: string;
+  ttlAfterFinished?: string;
+  jobFinished?: boolean;
+}
+
+export interface Condition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  observedGeneration?: number;
+  lastTransitionTime: string;
+  reason: string;
+  message: string;
+}
+
+export interface ResolvedKey {
+  key: string;
+  version: number;
+}
+
+export interface NosanaSecretBindingStatus {
+  observedGeneration?: number;
+  secretName?: string;
+  lastSyncTime?: string;
+  finishedAt?: string;
+  keys?: ResolvedKey[];
+  conditions?: Condition[];
+}
+
+export interface ObjectMeta {
+  name: string;
+  namespace: string;
+  uid: string;
+  generation?: number;
+  resourceVersion?: string;
+  creationTimestamp?: string;
+  deletionTimestamp?: string;
+  finalizers?: string[];
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface NosanaSecretBinding {
+  apiVersion: typeof API_VERSION;
+  kind: typeof KIND;
+  metadata: ObjectMeta;
+  spec: NosanaSecretBindingSpec;
+  status?: NosanaSecretBindingStatus;
+}
+
+export function readyCondition(binding: Pick<NosanaSecretBinding, 'status'>): Condition | undefined {
+  return binding.status?.conditions?.find((c) => c.type === CONDITION_READY);
+}
+
+/** The env Secret's name: spec.secretName, or the binding's own name. */
+export function envSecretName(binding: NosanaSecretBinding): string {
+  return binding.spec.secretName ?? binding.metadata.name;
+}
