@@ -2,6 +2,10 @@
 // password, since start-up errors end up in logs.
 import { resolve } from 'node:path';
 import { StorageConfigError, type Storage } from './contract.js';
+import { MongoStorage } from './mongodb.js';
+import { MysqlStorage } from './mysql.js';
+import { PostgresStorage } from './postgresql.js';
+import { RedisStorage } from './redis.js';
 import { SqliteStorage } from './sqlite.js';
 
 export const DEFAULT_STORAGE_CONNECTION = 'sqlite://db.sqlite';
@@ -27,6 +31,17 @@ export async function openStorage(connection: string): Promise<Storage> {
       if (rest === '') throw new StorageConfigError('STORAGE_CONNECTION sqlite:// needs a file path, e.g. sqlite://db.sqlite');
       return new SqliteStorage(rest === ':memory:' ? rest : resolve(rest));
     }
+    case 'postgresql':
+    case 'postgres':
+      return new PostgresStorage(connection);
+    case 'mysql':
+      return new MysqlStorage(connection);
+    case 'redis':
+    case 'rediss':
+      return new RedisStorage(connection);
+    case 'mongodb':
+    case 'mongodb+srv':
+      return new MongoStorage(connection);
     default:
       throw new StorageConfigError(
         `STORAGE_CONNECTION scheme "${scheme}" is not supported: use one of ${SUPPORTED_SCHEMES.join(', ')}`,
