@@ -144,6 +144,14 @@ describe('a running Nosana job', () => {
 });
 
 describe('jobs the server cannot trust or find', () => {
+  it('leaves a job name that is not a Solana address to the other sources, without asking the network', async () => {
+    const before = network.rpc.calls.length;
+    const error = await refusal(server.client.login(generateKeypair(), 'build-42'));
+    expect(error.status).toBe(403);
+    expect(error.message).toMatch(/has no grant for job build-42$/);
+    expect(network.rpc.calls.length).toBe(before);
+  });
+
   it('answers 404 for a job address that has no account', async () => {
     const job = generateKeypair().address;
     const error = await refusal(server.client.login(generateKeypair(), job));
