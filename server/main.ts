@@ -30,7 +30,7 @@ export function createContext(config: ServerConfig, storage: Storage, log: Logge
   const metrics = createServerMetrics();
   const sources: GrantSource[] = [];
   if (config.grantSources.includes('api')) sources.push(new ApiGrantSource(storage));
-  if (config.nosana) sources.push(NosanaGrantSource.fromConfig(config.nosana, log));
+  if (config.nosana) sources.push(NosanaGrantSource.fromConfig(config.nosana, log, metrics.registry));
   sources.push(...extraSources);
   return {
     config, storage, metrics, log,

@@ -57,6 +57,11 @@ describe('the Nosana network failing', () => {
     expect(error.status).toBe(503);
     expect(error.type).toBe('ServiceUnavailableError');
     expect(error.message).toMatch(/^IPFS gateway 127\.0\.0\.1:\d+ is unreachable/);
+    // The operator sees it in the metrics and the log; the chain calls before it succeeded.
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/nosana_secrets_nosana_request_duration_seconds_count\{[^}]*call="ipfs"[^}]*outcome="ServiceUnavailableError"[^}]*\} 1/);
+    expect(metrics).toMatch(/nosana_secrets_nosana_request_duration_seconds_count\{[^}]*call="getAccountInfo"[^}]*outcome="ok"[^}]*\} 1/);
+    expect(server.logs.some((line) => line.includes('nosana network call failed') && line.includes(job))).toBe(true);
   });
 
   it('answers 502 when the gateway does not have the job definition', async () => {

@@ -5,6 +5,7 @@ import bs58 from 'bs58';
 import { badGateway, HttpError, unavailable } from '../../errors.js';
 import { cached } from './cache.js';
 import { invalidJobDocument } from './job-document.js';
+import type { TimedCall } from './metrics.js';
 
 const SHA2_256_MULTIHASH_PREFIX = [0x12, 0x20];
 
@@ -17,9 +18,15 @@ export class IpfsGateway {
   private readonly host: string;
   private readonly documents: (cid: string) => Promise<{ json: unknown }>;
 
-  constructor(private readonly gateway: string, private readonly timeoutMs: number, private readonly maxBytes: number, cacheSeconds: number) {
+  constructor(
+    private readonly gateway: string,
+    private readonly timeoutMs: number,
+    private readonly maxBytes: number,
+    cacheSeconds: number,
+    timed: TimedCall = (_call, run) => run(),
+  ) {
     this.host = new URL(gateway).host;
-    this.documents = cached(cacheSeconds, async (cid) => ({ json: await this.fetchJson(cid) }));
+    this.documents = cached(cacheSeconds, async (cid) => ({ json: await timed('ipfs', () => this.fetchJson(cid)) }));
   }
 
   /** The JSON document stored under `cid`. */

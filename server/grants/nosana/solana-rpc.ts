@@ -3,6 +3,7 @@
 // its own error shapes for two calls. Errors never carry the RPC URL (providers put API keys in it), only its host.
 import { badGateway, unavailable } from '../../errors.js';
 import type { Commitment } from './config.js';
+import type { TimedCall } from './metrics.js';
 
 /** An account as the RPC returns it with `encoding: base64`, its data decoded. */
 export interface RpcAccount {
@@ -22,26 +23,35 @@ interface EncodedAccount {
 export class SolanaRpc {
   private readonly host: string;
 
-  constructor(private readonly url: string, private readonly commitment: Commitment, private readonly timeoutMs: number) {
+  constructor(
+    private readonly url: string,
+    private readonly commitment: Commitment,
+    private readonly timeoutMs: number,
+    private readonly timed: TimedCall = (_call, run) => run(),
+  ) {
     this.host = new URL(url).host;
   }
 
   /** The account at `address`, or null when there is none at this commitment. */
   async getAccountInfo(address: string): Promise<RpcAccount | null> {
-    const result = await this.call<{ value: EncodedAccount | null }>('getAccountInfo', [
-      address, { encoding: 'base64', commitment: this.commitment },
-    ]);
-    if (typeof result !== 'object' || result === null || !('value' in result)) throw this.malformed('getAccountInfo');
-    return result.value === null ? null : this.account('getAccountInfo', result.value);
+    return this.timed('getAccountInfo', async () => {
+      const result = await this.call<{ value: EncodedAccount | null }>('getAccountInfo', [
+        address, { encoding: 'base64', commitment: this.commitment },
+      ]);
+      if (typeof result !== 'object' || result === null || !('value' in result)) throw this.malformed('getAccountInfo');
+      return result.value === null ? null : this.account('getAccountInfo', result.value);
+    });
   }
 
   /** The accounts of `program` that match every filter. */
   async getProgramAccounts(program: string, filters: MemcmpFilter[]): Promise<{ pubkey: string; account: RpcAccount }[]> {
-    const result = await this.call<{ pubkey: string; account: EncodedAccount }[]>('getProgramAccounts', [
-      program, { encoding: 'base64', commitment: this.commitment, filters },
-    ]);
-    if (!Array.isArray(result)) throw this.malformed('getProgramAccounts');
-    return result.map((entry) => ({ pubkey: String(entry.pubkey), account: this.account('getProgramAccounts', entry.account) }));
+    return this.timed('getProgramAccounts', async () => {
+      const result = await this.call<{ pubkey: string; account: EncodedAccount }[]>('getProgramAccounts', [
+        program, { encoding: 'base64', commitment: this.commitment, filters },
+      ]);
+      if (!Array.isArray(result)) throw this.malformed('getProgramAccounts');
+      return result.map((entry) => ({ pubkey: String(entry.pubkey), account: this.account('getProgramAccounts', entry.account) }));
+    });
   }
 
   private account(method: string, encoded: EncodedAccount): RpcAccount {

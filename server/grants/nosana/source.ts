@@ -6,15 +6,17 @@
 //   ipfsResult) lists, of the job's node. This is how a node hands a result secret (`<job>/result`) to the project;
 //   the node's own access ends with the job.
 // A job name that is not a Solana address is not a Nosana job: this source has nothing to say about it.
+import type { Registry } from 'prom-client';
 import type { Logger } from '../../../common/log.js';
 import { decodeAddress } from '../../../common/names.js';
-import { forbidden, notFound } from '../../errors.js';
+import { forbidden, HttpError, notFound } from '../../errors.js';
 import type { GrantSource, JobAccess } from '../source.js';
 import type { NosanaConfig } from './config.js';
 import { cidFromDigest, IpfsGateway } from './ipfs.js';
 import { grantedKeys, SECRETS_STATE_KEY } from './job-document.js';
 import { NosanaJobs, type JobAccount } from './jobs.js';
 import { JobState } from './jobs-idl.js';
+import { networkCallTimer } from './metrics.js';
 import { SolanaRpc } from './solana-rpc.js';
 
 const isZero = (bytes: Uint8Array) => bytes.every((b) => b === 0);
@@ -29,11 +31,13 @@ export class NosanaGrantSource implements GrantSource {
     private readonly log: Logger,
   ) {}
 
-  static fromConfig(config: NosanaConfig, log: Logger): NosanaGrantSource {
-    const rpc = new SolanaRpc(config.rpcUrl, config.commitment, config.rpcTimeoutMs);
+  /** The source for `config`; its network calls are measured in `registry` when one is given. */
+  static fromConfig(config: NosanaConfig, log: Logger, registry?: Registry): NosanaGrantSource {
+    const timed = networkCallTimer(registry);
+    const rpc = new SolanaRpc(config.rpcUrl, config.commitment, config.rpcTimeoutMs, timed);
     return new NosanaGrantSource(
       new NosanaJobs(rpc, config.jobsProgram, config.accountCacheSeconds),
-      new IpfsGateway(config.ipfsGateway, config.ipfsTimeoutMs, config.ipfsMaxBytes, config.ipfsCacheSeconds),
+      new IpfsGateway(config.ipfsGateway, config.ipfsTimeoutMs, config.ipfsMaxBytes, config.ipfsCacheSeconds, timed),
       config.network,
       log.child({ grantSource: 'nosana' }),
     );
@@ -41,11 +45,21 @@ export class NosanaGrantSource implements GrantSource {
 
   async accessFor(job: string, reader: string): Promise<JobAccess[]> {
     if (!decodeAddress(job)) return [];
+    try {
+      return [await this.access(job, reader)];
+    } catch (error) {
+      // Refusals are the caller's business; the network failing is the operator's.
+      if (error instanceof HttpError && error.statusCode >= 500) this.log.warn({ job, err: error.message }, 'nosana network call failed');
+      throw error;
+    }
+  }
+
+  private async access(job: string, reader: string): Promise<JobAccess> {
     const account = await this.jobs.job(job);
     if (account === null) throw notFound(`job ${job} does not exist on the Nosana ${this.network} network`);
     const access = account.state < JobState.Done ? await this.runningJob(account, reader) : await this.finishedJob(account, reader);
     this.log.debug({ job, reader, owner: access.owner, keys: access.keys.length }, 'nosana grant');
-    return [access];
+    return access;
   }
 
   private async runningJob(job: JobAccount, reader: string): Promise<JobAccess> {
