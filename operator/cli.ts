@@ -1,0 +1,59 @@
+// `nosana-secrets operator`: flags map onto the operator's environment variables, then it runs until SIGTERM.
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../common/config.js';
+import { createLogger } from '../common/log.js';
+import { startOperator } from './main.js';
+
+export const OPERATOR_FLAGS = {
+  'metrics-port': 'METRICS_PORT',
+  namespace: 'WATCH_NAMESPACE',
+  endpoint: 'NOSANA_SECRETS_ENDPOINT',
+  workers: 'OPERATOR_WORKERS',
+  'lease-name': 'LEADER_ELECTION_LEASE_NAME',
+  'lease-namespace': 'LEADER_ELECTION_NAMESPACE',
+  identity: 'POD_NAME',
+} as const;
+
+/** Errors the user fixes (a flag or variable); the CLI prints them with the fix. */
+export class OperatorUsageError extends Error {}
+
+export async function runOperator(args: string[]): Promise<void> {
+  const options = Object.fromEntries(Object.keys(OPERATOR_FLAGS).map((flag) => [flag, { type: 'string' as const }]));
+  let values;
+  try {
+    ({ values } = parseArgs({ args, options: { ...options, 'no-leader-elect': { type: 'boolean' } }, allowPositionals: false }));
+  } catch (error) {
+    throw new OperatorUsageError((error as Error).message);
+  }
+  const env = { ...process.env };
+  for (const [flag, variable] of Object.entries(OPERATOR_FLAGS)) {
+    const value = (values as Record<string, string | boolean | undefined>)[flag];
+    if (typeof value === 'string') env[variable] = value;
+  }
+  if (values['no-leader-elect'] === true) env.LEADER_ELECT = 'false';
+
+  const log = createLogger('operator');
+  let operator;
+  try {
+    operator = await startOperator(env, { log });
+  } catch (error) {
+    if (error instanceof ConfigError) throw new OperatorUsageError(error.message);
+    if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
+      throw new OperatorUsageError(`metrics port ${env.METRICS_PORT ?? 8096} is already in use: pass --metrics-port with a free port`);
+    }
+    throw error;
+  }
+  const running = operator;
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    running.close().then(() => process.exit(0), (error: Error) => {
+      log.error({ err: error.message }, 'shutdown failed');
+      process.exit(1);
+    });
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}

@@ -1,0 +1,65 @@
+// The operator's settings, from environment variables (the CLI's flags set the same names).
+import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { ConfigError, envInt, envOptional, envString, type Env } from '../common/config.js';
+import { parseDuration } from './api/duration.js';
+
+export const DEFAULT_ENDPOINT = 'http://nosana-secrets.nosana-secrets.svc:4124';
+const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
+
+export interface OperatorConfig {
+  metricsPort: number;
+  metricsHost: string;
+  /** Watch one namespace; all when undefined. */
+  namespace?: string;
+  workers: number;
+  /** The secrets server of bindings without spec.endpoint. */
+  defaultEndpoint: string;
+  leaderElection: boolean;
+  leaseName: string;
+  leaseNamespace: string;
+  identity: string;
+  leaseDurationMs: number;
+  renewDeadlineMs: number;
+  retryPeriodMs: number;
+}
+
+function durationSetting(env: Env, name: string, fallback: string): number {
+  const text = envString(env, name, fallback);
+  try {
+    return parseDuration(text);
+  } catch {
+    throw new ConfigError(`${name}=${JSON.stringify(text)} is not a duration: set it like ${fallback}`);
+  }
+}
+
+export function loadOperatorConfig(env: Env): OperatorConfig {
+  const leaderElect = envString(env, 'LEADER_ELECT', 'true');
+  if (leaderElect !== 'true' && leaderElect !== 'false') {
+    throw new ConfigError(`LEADER_ELECT=${JSON.stringify(leaderElect)} is not valid: set it to true or false`);
+  }
+  const defaultEndpoint = envString(env, 'NOSANA_SECRETS_ENDPOINT', DEFAULT_ENDPOINT);
+  if (!/^https?:\/\/[^/]/.test(defaultEndpoint)) {
+    throw new ConfigError(`NOSANA_SECRETS_ENDPOINT=${JSON.stringify(defaultEndpoint)} is not an http(s) URL: set it like ${DEFAULT_ENDPOINT}`);
+  }
+  const config: OperatorConfig = {
+    metricsPort: envInt(env, 'METRICS_PORT', 8096, { min: 0, max: 65535 }),
+    metricsHost: envString(env, 'METRICS_HOST', '0.0.0.0'),
+    namespace: envOptional(env, 'WATCH_NAMESPACE'),
+    workers: envInt(env, 'OPERATOR_WORKERS', 4, { min: 1, max: 64 }),
+    defaultEndpoint,
+    leaderElection: leaderElect === 'true',
+    leaseName: envString(env, 'LEADER_ELECTION_LEASE_NAME', 'nosana-secrets-operator'),
+    leaseNamespace: envOptional(env, 'LEADER_ELECTION_NAMESPACE') ?? envOptional(env, 'POD_NAMESPACE') ??
+      (existsSync(SERVICE_ACCOUNT_NAMESPACE) ? readFileSync(SERVICE_ACCOUNT_NAMESPACE, 'utf8').trim() : 'default'),
+    identity: envOptional(env, 'POD_NAME') ?? `${hostname()}-${process.pid}-${randomBytes(3).toString('hex')}`,
+    leaseDurationMs: durationSetting(env, 'LEADER_ELECTION_LEASE_DURATION', '15s'),
+    renewDeadlineMs: durationSetting(env, 'LEADER_ELECTION_RENEW_DEADLINE', '10s'),
+    retryPeriodMs: durationSetting(env, 'LEADER_ELECTION_RETRY_PERIOD', '2s'),
+  };
+  if (!(config.retryPeriodMs < config.renewDeadlineMs && config.renewDeadlineMs < config.leaseDurationMs)) {
+    throw new ConfigError('leader election needs LEADER_ELECTION_RETRY_PERIOD < LEADER_ELECTION_RENEW_DEADLINE < LEADER_ELECTION_LEASE_DURATION');
+  }
+  return config;
+}

@@ -1,0 +1,163 @@
+// The controller loop: two watches with local caches (the bindings, and the env Secrets the operator keeps), a work
+// queue fed by their events, and workers that reconcile one binding at a time each. A controller runs only while its
+// replica leads; it is built anew on every gain of leadership.
+import type { V1Secret } from '@kubernetes/client-node';
+import type { Logger } from '../common/log.js';
+import {
+  FINALIZER, GROUP, MANAGED_BY, MANAGED_BY_LABEL, PLURAL, readyCondition, Reason, VERSION, type NosanaSecretBinding,
+} from './api/v1alpha1.js';
+import type { EventRecorder } from './events.js';
+import { messageOf, type KubeClients } from './kube/clients.js';
+import { ResilientInformer } from './kube/informer.js';
+import type { OperatorMetrics } from './metrics.js';
+import { WorkQueue } from './queue.js';
+import { Reconciler } from './reconcile/binding.js';
+import type { NodeSessions } from './reconcile/sessions.js';
+
+export interface ControllerOptions {
+  kube: KubeClients;
+  /** Watch one namespace; all when undefined. */
+  namespace?: string;
+  workers: number;
+  defaultEndpoint: string;
+  sessions: NodeSessions;
+  events: EventRecorder;
+  metrics: OperatorMetrics;
+  log: Logger;
+  backoffBaseMs?: number;
+  backoffMaxMs?: number;
+}
+
+const keyOf = (namespace: string | undefined, name: string | undefined) => `${namespace ?? ''}/${name ?? ''}`;
+
+export class Controller {
+  readonly queue: WorkQueue;
+  readonly bindings: ResilientInformer<NosanaSecretBinding>;
+  private readonly secrets: ResilientInformer<V1Secret>;
+  private readonly reconciler: Reconciler;
+  /** What of each binding, when it changes, calls for a reconcile (status-only updates do not). */
+  private readonly seen = new Map<string, string>();
+  /** The resourceVersion of our own last write to each env Secret ('' for a delete), to ignore its echo. */
+  private readonly ownWrites = new Map<string, string>();
+  private workers: Promise<void>[] = [];
+
+  constructor(private readonly options: ControllerOptions) {
+    const { kube, namespace, log } = options;
+    this.queue = new WorkQueue({ backoffBaseMs: options.backoffBaseMs, backoffMaxMs: options.backoffMaxMs });
+    const scope = namespace === undefined ? '' : `/namespaces/${namespace}`;
+
+    this.bindings = new ResilientInformer<NosanaSecretBinding>({
+      kubeConfig: kube.kubeConfig, log,
+      path: `/apis/${GROUP}/${VERSION}${scope}/${PLURAL}`,
+      // The custom objects API answers untyped JSON: the list of this CRD's objects.
+      list: async () => (namespace === undefined
+        ? kube.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })
+        : kube.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace })
+      ) as Promise<{ items: NosanaSecretBinding[] }>,
+    });
+    const labelSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+    this.secrets = new ResilientInformer<V1Secret>({
+      kubeConfig: kube.kubeConfig, log, labelSelector,
+      path: `/api/v1${scope}/secrets`,
+      list: () => (namespace === undefined
+        ? kube.core.listSecretForAllNamespaces({ labelSelector })
+        : kube.core.listNamespacedSecret({ namespace, labelSelector })),
+    });
+
+    this.reconciler = new Reconciler({
+      kube, secrets: this.secrets.cache, sessions: options.sessions, events: options.events,
+      defaultEndpoint: options.defaultEndpoint, log,
+      onSecretWritten: (ns, name, resourceVersion) => this.ownWrites.set(keyOf(ns, name), resourceVersion ?? ''),
+    });
+
+    this.bindings.on('add', (binding) => this.onBinding(binding));
+    this.bindings.on('update', (binding) => this.onBinding(binding));
+    this.bindings.on('delete', (binding) => {
+      const key = keyOf(binding.metadata.namespace, binding.metadata.name);
+      this.seen.delete(key);
+      this.queue.remove(key);
+    });
+    for (const verb of ['add', 'update', 'delete'] as const) {
+      this.secrets.on(verb, (secret) => this.onSecret(secret, verb === 'delete'));
+    }
+  }
+
+  /** Fills both caches, then starts the workers; the initial list queues every binding once. */
+  async start(): Promise<void> {
+    await this.secrets.start();
+    await this.bindings.start();
+    this.workers = Array.from({ length: this.options.workers }, () => this.work());
+  }
+
+  async stop(): Promise<void> {
+    this.queue.shutDown();
+    await Promise.all([this.bindings.stop(), this.secrets.stop()]);
+    await Promise.all(this.workers);
+  }
+
+  /** Ready status and reason of every cached binding, for the bindings gauge. */
+  *conditions(): Iterable<{ status: string; reason: string }> {
+    for (const binding of this.bindings.cache.list()) {
+      const ready = readyCondition(binding);
+      yield ready ? { status: ready.status, reason: ready.reason } : { status: 'Unknown', reason: Reason.Pending };
+    }
+  }
+
+  private onBinding(binding: NosanaSecretBinding): void {
+    const { metadata } = binding;
+    const key = keyOf(metadata.namespace, metadata.name);
+    const fingerprint = `${metadata.generation}|${metadata.deletionTimestamp ?? ''}|${(metadata.finalizers ?? []).includes(FINALIZER)}`;
+    if (this.seen.get(key) === fingerprint) return;
+    this.seen.set(key, fingerprint);
+    this.queue.add(key);
+  }
+
+  /** An env Secret changed: unless it was our own write, reconcile its binding (someone edited or deleted it). */
+  private onSecret(secret: V1Secret, deleted: boolean): void {
+    const { namespace, name, resourceVersion, ownerReferences } = secret.metadata ?? {};
+    const secretKey = keyOf(namespace, name);
+    const own = this.ownWrites.get(secretKey);
+    if (own !== undefined && own === (deleted ? '' : resourceVersion)) {
+      this.ownWrites.delete(secretKey);
+      return;
+    }
+    const owner = ownerReferences?.find((ref) => ref.controller === true && ref.kind === 'NosanaSecretBinding');
+    if (owner) this.queue.add(keyOf(namespace, owner.name));
+  }
+
+  private async work(): Promise<void> {
+    const { metrics, log } = this.options;
+    for (let key = await this.queue.get(); key !== undefined; key = await this.queue.get()) {
+      const [namespace, name] = key.split('/') as [string, string];
+      const binding = this.bindings.cache.get(name, namespace);
+      if (!binding) {
+        this.queue.forget(key);
+        this.queue.done(key);
+        continue;
+      }
+      const started = process.hrtime.bigint();
+      let result: 'success' | 'error' = 'error';
+      try {
+        const outcome = await this.reconciler.reconcile(binding);
+        result = outcome.result;
+        if (outcome.result === 'error') metrics.reconcileErrors.inc({ reason: outcome.reason });
+        if (outcome.retry) {
+          this.queue.addRateLimited(key);
+        } else {
+          this.queue.forget(key);
+          if (outcome.requeueAfterMs !== undefined) this.queue.addAfter(key, outcome.requeueAfterMs);
+        }
+      } catch (error) {
+        // The Kubernetes API failed under us (restarting, conflict, stale cache): try again after a backoff.
+        metrics.reconcileErrors.inc({ reason: 'KubernetesApiError' });
+        const delay = this.queue.addRateLimited(key);
+        log.warn({ namespace, binding: name, err: messageOf(error), retryInMs: Math.round(delay) }, 'reconcile failed');
+      } finally {
+        const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        metrics.reconciles.inc({ result });
+        metrics.reconcileDuration.observe({ result }, seconds);
+        this.queue.done(key);
+      }
+    }
+  }
+}

@@ -1,0 +1,303 @@
+// One reconcile of one NosanaSecretBinding: bring the cluster to what the binding says, and make its status say what
+// is true. In order: clean up if it is being deleted; hold the finalizer; clean up if the job has finished (and delete
+// the binding after its TTL); read the node key; get the job's token; read the granted keys; keep the env Secret;
+// write the status; emit an Event when the Ready condition changes. Values pass from the secrets server to the
+// Secret and nowhere else: not to logs, status, Events or errors.
+import type { ObjectCache, V1Secret } from '@kubernetes/client-node';
+import { ApiError, ServerUnreachableError, type SecretValue } from '../../common/client.js';
+import type { Logger } from '../../common/log.js';
+import { parseKeypairFile, type Keypair } from '../../common/login.js';
+import { parseDuration } from '../api/duration.js';
+import {
+  DEFAULT_CREDENTIALS_KEY, DEFAULT_REFRESH_INTERVAL, envSecretName, FINALIZER, GROUP, PLURAL, readyCondition, Reason, VERSION,
+  type NosanaSecretBinding, type NosanaSecretBindingStatus, type ResolvedKey,
+} from '../api/v1alpha1.js';
+import type { EventRecorder } from '../events.js';
+import { messageOf, statusOf, type KubeClients } from '../kube/clients.js';
+import { envData, envSecretPatch, isControlledBy, newEnvSecret } from './env-secret.js';
+import type { NodeSessions } from './sessions.js';
+import { buildReadyCondition, isTransition, sameStatus } from './status.js';
+
+export interface Outcome {
+  result: 'success' | 'error';
+  /** The Ready reason the reconcile ended with. */
+  reason: string;
+  /** Retry with backoff (a failure that may clear by itself). */
+  retry?: boolean;
+  /** Reconcile again after this long (refresh, TTL). */
+  requeueAfterMs?: number;
+}
+
+export interface ReconcilerOptions {
+  kube: KubeClients;
+  /** The operator's own env Secrets, from its watch. */
+  secrets: ObjectCache<V1Secret>;
+  sessions: NodeSessions;
+  events: EventRecorder;
+  defaultEndpoint: string;
+  log: Logger;
+  /** Told about every write to an env Secret, so the watch event it causes is not taken for someone else's change. */
+  onSecretWritten: (namespace: string, name: string, resourceVersion: string | undefined) => void;
+}
+
+/** A failure with its Ready reason; the message is safe to show (names keys and objects, never values). */
+class BindingProblem extends Error {
+  constructor(readonly reason: Reason, message: string, readonly retry = true) {
+    super(message);
+  }
+}
+
+export class Reconciler {
+  constructor(private readonly options: ReconcilerOptions) {}
+
+  async reconcile(binding: NosanaSecretBinding): Promise<Outcome> {
+    const log = this.options.log.child({ namespace: binding.metadata.namespace, binding: binding.metadata.name, job: binding.spec.job });
+    if (binding.metadata.deletionTimestamp) return this.finalize(binding, log);
+    if (!(binding.metadata.finalizers ?? []).includes(FINALIZER)) await this.addFinalizer(binding);
+    if (binding.spec.jobFinished) return this.finish(binding, log);
+
+    const now = new Date();
+    let refreshMs: number;
+    try {
+      refreshMs = parseDuration(binding.spec.refreshInterval ?? DEFAULT_REFRESH_INTERVAL);
+      if (binding.spec.ttlAfterFinished !== undefined) parseDuration(binding.spec.ttlAfterFinished);
+    } catch (error) {
+      return this.fail(binding, new BindingProblem(Reason.InvalidSpec, (error as Error).message, false), log);
+    }
+
+    let values: Record<string, SecretValue>;
+    try {
+      const keypair = await this.nodeKeypair(binding);
+      values = await this.readValues(binding, keypair);
+    } catch (error) {
+      if (error instanceof BindingProblem) return this.fail(binding, error, log);
+      throw error;
+    }
+
+    const name = envSecretName(binding);
+    const data = envData(binding, Object.fromEntries(Object.entries(values).map(([key, v]) => [key, v.value])));
+    const hasEnv = Object.keys(data).length > 0;
+    let change: 'created' | 'updated' | 'unchanged' = 'unchanged';
+    try {
+      if (hasEnv) change = await this.applyEnvSecret(binding, name, data);
+    } catch (error) {
+      if (error instanceof BindingProblem) return this.fail(binding, error, log);
+      throw error;
+    }
+    await this.deleteEnvSecrets(binding, hasEnv ? name : undefined);
+
+    const keys: ResolvedKey[] = Object.values(values).map((v) => ({ key: v.key, version: v.version }))
+      .sort((a, b) => a.key.localeCompare(b.key));
+    const variables = Object.keys(data).length;
+    const message = hasEnv
+      ? `${keys.length} key(s) resolved; Secret ${name} holds ${variables} variable(s)`
+      : `${keys.length} key(s) resolved; no env entries, so no Secret`;
+    const condition = buildReadyCondition(binding, 'True', Reason.SecretsResolved, message, now);
+    await this.writeStatus(binding, {
+      observedGeneration: binding.metadata.generation,
+      secretName: hasEnv ? name : undefined,
+      lastSyncTime: now.toISOString(),
+      keys,
+      conditions: [condition],
+    });
+    if (isTransition(binding, condition)) {
+      await this.options.events.record(binding, 'Normal', Reason.SecretsResolved, message);
+    } else if (change === 'updated') {
+      const changed = keys.filter((k) => !binding.status?.keys?.some((old) => old.key === k.key && old.version === k.version));
+      await this.options.events.record(binding, 'Normal', 'SecretUpdated',
+        `Secret ${name} updated: ${changed.map((k) => `${k.key} v${k.version}`).join(', ') || 'restored to the current values'}`);
+    }
+    if (change !== 'unchanged') log.info({ secret: name, change, versions: keys }, `env Secret ${change}`);
+    return { result: 'success', reason: Reason.SecretsResolved, requeueAfterMs: refreshMs };
+  }
+
+  /** The binding is being deleted: delete what the operator made for it, then let it go. */
+  private async finalize(binding: NosanaSecretBinding, log: Logger): Promise<Outcome> {
+    const index = (binding.metadata.finalizers ?? []).indexOf(FINALIZER);
+    if (index < 0) return { result: 'success', reason: 'Deleted' };
+    await this.deleteEnvSecrets(binding, undefined);
+    await this.patchBinding(binding, [
+      { op: 'test', path: `/metadata/finalizers/${index}`, value: FINALIZER },
+      { op: 'remove', path: `/metadata/finalizers/${index}` },
+    ]);
+    log.info('binding deleted: env Secret removed, finalizer released');
+    return { result: 'success', reason: 'Deleted' };
+  }
+
+  /** The job has ended: no more values in the cluster; after the TTL, the binding goes too. */
+  private async finish(binding: NosanaSecretBinding, log: Logger): Promise<Outcome> {
+    const now = new Date();
+    const deleted = await this.deleteEnvSecrets(binding, undefined);
+    const finishedAt = binding.status?.finishedAt ?? now.toISOString();
+    const previous = readyCondition(binding);
+    const message = previous?.reason === Reason.JobFinished
+      ? previous.message
+      : deleted.length > 0 ? `the job has finished: deleted Secret ${deleted.join(', ')}` : 'the job has finished';
+    const condition = buildReadyCondition(binding, 'False', Reason.JobFinished, message, now);
+    await this.writeStatus(binding, {
+      observedGeneration: binding.metadata.generation, finishedAt, keys: binding.status?.keys, lastSyncTime: binding.status?.lastSyncTime,
+      conditions: [condition],
+    });
+    if (isTransition(binding, condition)) {
+      await this.options.events.record(binding, 'Normal', Reason.JobFinished, message);
+      log.info({ deleted }, 'job finished: env Secret deleted');
+    }
+    if (binding.spec.ttlAfterFinished === undefined) return { result: 'success', reason: Reason.JobFinished };
+    let ttlMs: number;
+    try {
+      ttlMs = parseDuration(binding.spec.ttlAfterFinished);
+    } catch (error) {
+      return this.fail(binding, new BindingProblem(Reason.InvalidSpec, (error as Error).message, false), log);
+    }
+    const remaining = Date.parse(finishedAt) + ttlMs - now.getTime();
+    if (remaining > 0) return { result: 'success', reason: Reason.JobFinished, requeueAfterMs: remaining };
+    const { name, namespace } = binding.metadata;
+    try {
+      await this.options.kube.custom.deleteNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name });
+      log.info('ttlAfterFinished passed: binding deleted');
+    } catch (error) {
+      if (statusOf(error) !== 404) throw error;
+    }
+    return { result: 'success', reason: Reason.JobFinished };
+  }
+
+  private async fail(binding: NosanaSecretBinding, problem: BindingProblem, log: Logger): Promise<Outcome> {
+    const now = new Date();
+    // Access revoked: the values must leave the cluster too. Other failures keep the last good values in place.
+    const secretGone = problem.reason === Reason.AccessDenied;
+    if (secretGone) await this.deleteEnvSecrets(binding, undefined);
+    const condition = buildReadyCondition(binding, 'False', problem.reason, problem.message, now);
+    const previous = binding.status ?? {};
+    await this.writeStatus(binding, {
+      observedGeneration: binding.metadata.generation,
+      secretName: secretGone ? undefined : previous.secretName,
+      lastSyncTime: previous.lastSyncTime,
+      keys: secretGone ? undefined : previous.keys,
+      conditions: [condition],
+    });
+    if (isTransition(binding, condition)) {
+      await this.options.events.record(binding, 'Warning', problem.reason, problem.message);
+      log.warn({ reason: problem.reason, err: problem.message }, 'binding not ready');
+    }
+    return { result: 'error', reason: problem.reason, retry: problem.retry };
+  }
+
+  private async nodeKeypair(binding: NosanaSecretBinding): Promise<Keypair> {
+    const { name, key = DEFAULT_CREDENTIALS_KEY } = binding.spec.nodeCredentialsRef;
+    const namespace = binding.metadata.namespace;
+    let secret: V1Secret;
+    try {
+      secret = await this.options.kube.core.readNamespacedSecret({ name, namespace });
+    } catch (error) {
+      if (statusOf(error) === 404) {
+        throw new BindingProblem(Reason.CredentialsNotFound, `node credentials Secret ${namespace}/${name} does not exist: create it with the node's keypair under key ${key}`);
+      }
+      throw error;
+    }
+    const encoded = secret.data?.[key];
+    if (encoded === undefined) {
+      throw new BindingProblem(Reason.CredentialsNotFound, `node credentials Secret ${namespace}/${name} has no key ${key}: put the node's keypair there or set nodeCredentialsRef.key`);
+    }
+    try {
+      return parseKeypairFile(Buffer.from(encoded, 'base64').toString('utf8'), `node credentials Secret ${namespace}/${name} key ${key}`);
+    } catch (error) {
+      throw new BindingProblem(Reason.InvalidCredentials, (error as Error).message);
+    }
+  }
+
+  /** Every key of the binding, read with the job's token. */
+  private async readValues(binding: NosanaSecretBinding, keypair: Keypair): Promise<Record<string, SecretValue>> {
+    const endpoint = binding.spec.endpoint ?? this.options.defaultEndpoint;
+    const { job, owner } = binding.spec;
+    try {
+      const session = await this.options.sessions.jobSession(endpoint, keypair, job);
+      if (session.owner !== owner) {
+        throw new BindingProblem(Reason.AccessDenied, `job ${job} is granted to node ${keypair.address} by ${session.owner}, not by spec.owner ${owner}`);
+      }
+      const keys = [...new Set(binding.spec.secrets.map((s) => s.key))];
+      const { secrets } = await this.options.sessions.client(endpoint).readSecrets(session.token, keys);
+      return secrets;
+    } catch (error) {
+      if (error instanceof BindingProblem) throw error;
+      if (error instanceof ServerUnreachableError) throw new BindingProblem(Reason.ServerUnreachable, error.message);
+      if (error instanceof ApiError) {
+        if (error.status === 403 || error.status === 409) throw new BindingProblem(Reason.AccessDenied, `${endpoint}: ${error.message}`);
+        if (error.status === 404) throw new BindingProblem(Reason.SecretNotFound, `${endpoint}: ${error.message}`);
+        throw new BindingProblem(Reason.ServerUnreachable, `${endpoint} answered ${error.status}: ${error.message}`);
+      }
+      throw error;
+    }
+  }
+
+  private async applyEnvSecret(binding: NosanaSecretBinding, name: string, data: Record<string, string>): Promise<'created' | 'updated' | 'unchanged'> {
+    const { core } = this.options.kube;
+    const namespace = binding.metadata.namespace;
+    let existing = this.options.secrets.get(name, namespace);
+    if (!existing) {
+      try {
+        const created = await core.createNamespacedSecret({ namespace, body: newEnvSecret(binding, name, data) });
+        this.options.onSecretWritten(namespace, name, created.metadata?.resourceVersion);
+        return 'created';
+      } catch (error) {
+        if (statusOf(error) !== 409) throw error;
+        // Not in our watch: someone else's Secret, or ours before the watch saw it.
+        existing = await core.readNamespacedSecret({ name, namespace });
+      }
+    }
+    if (!isControlledBy(existing, binding)) {
+      throw new BindingProblem(Reason.SecretConflict, `Secret ${namespace}/${name} exists and does not belong to this binding: delete it or set spec.secretName to another name`);
+    }
+    const patch = envSecretPatch(existing, binding, data);
+    if (!patch) return 'unchanged';
+    const patched = await core.patchNamespacedSecret({ name, namespace, body: patch });
+    this.options.onSecretWritten(namespace, name, patched.metadata?.resourceVersion);
+    return 'updated';
+  }
+
+  /** Deletes the env Secrets this binding controls, except `keep`; returns the names deleted. */
+  private async deleteEnvSecrets(binding: NosanaSecretBinding, keep: string | undefined): Promise<string[]> {
+    const namespace = binding.metadata.namespace;
+    const owned = this.options.secrets.list(namespace).filter((s) => isControlledBy(s, binding) && s.metadata?.name !== keep);
+    const deleted: string[] = [];
+    for (const secret of owned) {
+      const name = secret.metadata!.name!;
+      try {
+        this.options.onSecretWritten(namespace, name, undefined);
+        await this.options.kube.core.deleteNamespacedSecret({ name, namespace, body: { preconditions: { uid: secret.metadata?.uid } } });
+        deleted.push(name);
+      } catch (error) {
+        if (statusOf(error) !== 404) throw error;
+      }
+    }
+    return deleted;
+  }
+
+  private async addFinalizer(binding: NosanaSecretBinding): Promise<void> {
+    const finalizers = binding.metadata.finalizers;
+    await this.patchBinding(binding, finalizers === undefined
+      ? [
+        { op: 'test', path: '/metadata/resourceVersion', value: binding.metadata.resourceVersion },
+        { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] },
+      ]
+      : [{ op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }]);
+  }
+
+  private async patchBinding(binding: NosanaSecretBinding, patch: object[]): Promise<void> {
+    const { name, namespace } = binding.metadata;
+    await this.options.kube.custom.patchNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body: patch });
+  }
+
+  private async writeStatus(binding: NosanaSecretBinding, status: NosanaSecretBindingStatus): Promise<void> {
+    if (sameStatus(binding.status, status)) return;
+    const { name, namespace } = binding.metadata;
+    const clean = JSON.parse(JSON.stringify(status)) as NosanaSecretBindingStatus; // drops undefined fields
+    try {
+      await this.options.kube.custom.patchNamespacedCustomObjectStatus({
+        group: GROUP, version: VERSION, plural: PLURAL, namespace, name, body: [{ op: 'add', path: '/status', value: clean }],
+      });
+    } catch (error) {
+      if (statusOf(error) === 404) return; // deleted meanwhile
+      throw new Error(`cannot write the status of ${namespace}/${name}: ${messageOf(error)}`);
+    }
+  }
+}

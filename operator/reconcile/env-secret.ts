@@ -1,0 +1,71 @@
+// The env Secret of a binding: what it should hold, and whether the one in the cluster already does. It is owned by
+// the binding (ownerReferences, for garbage collection where a controller-manager runs) and labelled, so the
+// operator's watch sees it and nobody mistakes it for a hand-made Secret.
+import type { V1Secret } from '@kubernetes/client-node';
+import {
+  API_VERSION, BINDING_LABEL, JOB_ANNOTATION, KIND, MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION,
+  type NosanaSecretBinding,
+} from '../api/v1alpha1.js';
+
+/** `data` of the env Secret: every entry with `env`, base64 as the Secret API wants it. */
+export function envData(binding: NosanaSecretBinding, values: Record<string, string>): Record<string, string> {
+  const data: Record<string, string> = {};
+  for (const entry of binding.spec.secrets) {
+    if (entry.env !== undefined) data[entry.env] = Buffer.from(values[entry.key] ?? '', 'utf8').toString('base64');
+  }
+  return data;
+}
+
+export function desiredLabels(binding: NosanaSecretBinding): Record<string, string> {
+  return { [MANAGED_BY_LABEL]: MANAGED_BY, [BINDING_LABEL]: labelValue(binding.metadata.name) };
+}
+
+export function desiredAnnotations(binding: NosanaSecretBinding): Record<string, string> {
+  return { [JOB_ANNOTATION]: binding.spec.job, [OWNER_ANNOTATION]: binding.spec.owner };
+}
+
+export function newEnvSecret(binding: NosanaSecretBinding, name: string, data: Record<string, string>): V1Secret {
+  const { namespace, uid } = binding.metadata;
+  return {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    type: 'Opaque',
+    metadata: {
+      name, namespace,
+      labels: desiredLabels(binding),
+      annotations: desiredAnnotations(binding),
+      ownerReferences: [{ apiVersion: API_VERSION, kind: KIND, name: binding.metadata.name, uid, controller: true, blockOwnerDeletion: true }],
+    },
+    data,
+  };
+}
+
+/** Whether `secret` is controlled by this binding (and so the operator's to change or delete). */
+export function isControlledBy(secret: V1Secret, binding: NosanaSecretBinding): boolean {
+  return (secret.metadata?.ownerReferences ?? []).some((ref) => ref.controller === true && ref.uid === binding.metadata.uid);
+}
+
+/** JSON patch that brings a controlled Secret to the desired data, labels and annotations; undefined when it is. */
+export function envSecretPatch(secret: V1Secret, binding: NosanaSecretBinding, data: Record<string, string>): object[] | undefined {
+  const labels = { ...secret.metadata?.labels, ...desiredLabels(binding) };
+  const annotations = { ...secret.metadata?.annotations, ...desiredAnnotations(binding) };
+  const same = sameMap(secret.data ?? {}, data) && sameMap(secret.metadata?.labels ?? {}, labels) &&
+    sameMap(secret.metadata?.annotations ?? {}, annotations);
+  if (same) return undefined;
+  return [
+    { op: 'test', path: '/metadata/uid', value: secret.metadata?.uid },
+    { op: 'add', path: '/data', value: data },
+    { op: 'add', path: '/metadata/labels', value: labels },
+    { op: 'add', path: '/metadata/annotations', value: annotations },
+  ];
+}
+
+function sameMap(a: Record<string, string>, b: Record<string, string>): boolean {
+  const keys = Object.keys(a);
+  return keys.length === Object.keys(b).length && keys.every((key) => a[key] === b[key]);
+}
+
+/** A binding name as a label value (names longer than a label value allows are cut; the annotation keeps the job). */
+function labelValue(name: string): string {
+  return name.length <= 63 ? name : name.slice(0, 63).replace(/[^A-Za-z0-9]+$/, '');
+}
