@@ -23,6 +23,16 @@ async function main(argv: string[]): Promise<void> {
       await rotateKeys();
       return;
     }
+    case 'operator': {
+      const { runOperator, OperatorUsageError } = await import('../operator/cli.js');
+      try {
+        await runOperator(rest);
+      } catch (error) {
+        if (error instanceof OperatorUsageError) throw new CliError(error.message, 'run `nosana-secrets help` to see the operator\'s flags', 2);
+        throw error;
+      }
+      return;
+    }
     default:
       if ((CLIENT_COMMANDS as readonly string[]).includes(command)) {
         await runClientCommand(command, rest);

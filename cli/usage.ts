@@ -9,6 +9,10 @@ export const USAGE = `nosana-secrets: secrets for jobs, with access proven by a 
 Run the parts:
   server                      the secrets API (PORT, default 4124; STORAGE_CONNECTION, default sqlite://db.sqlite)
   rotate-keys                 re-wrap every stored data key with the first key of ENCRYPTION_KEYS (server keeps serving)
+  operator [--namespace NS] [--metrics-port 8096] [--endpoint URL] [--workers 4] [--lease-name NAME]
+           [--lease-namespace NS] [--identity POD] [--no-leader-elect]
+                              the Kubernetes operator for NosanaSecretBinding (KUBECONFIG or in-cluster config;
+                              same settings as WATCH_NAMESPACE, METRICS_PORT, NOSANA_SECRETS_ENDPOINT, POD_NAME...)
 
 Client commands (options: --endpoint URL, default $NOSANA_SECRETS_ENDPOINT or http://localhost:4124;
                  --keypair FILE, default $NOSANA_SECRETS_KEYPAIR or ~/.config/solana/id.json):
