@@ -107,7 +107,7 @@ describe('a running Nosana job', () => {
     const job = await network.runningJob({ project: project.address, node: node.address, definition: { type: 'Github', state: {} } });
     const error = await refusal(server.client.login(node, job));
     expect(error.status).toBe(403);
-    expect(error.message).toBe(`job ${job} grants no secrets: its job definition lists none in state["nosana/secrets"]`);
+    expect(error.message).toBe(`job ${job} grants no secrets: its job definition lists none in state["nosana/secrets"] or secrets`);
   });
 
   it('answers 422 naming the problem when the job definition is not JSON, has a bad list, or names an invalid key', async () => {

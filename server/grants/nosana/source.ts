@@ -71,7 +71,7 @@ export class NosanaGrantSource implements GrantSource {
     if (isZero(job.ipfsJob)) throw notFound(`job ${job.address} has no job definition on IPFS`);
     const cid = cidFromDigest(job.ipfsJob);
     const keys = grantedKeys(await this.ipfs.json(cid), `the job definition of ${job.address} (IPFS ${cid})`);
-    if (keys.length === 0) throw forbidden(`job ${job.address} grants no secrets: its job definition lists none in state["${SECRETS_STATE_KEY}"]`);
+    if (keys.length === 0) throw forbidden(`job ${job.address} grants no secrets: its job definition lists none in state["${SECRETS_STATE_KEY}"] or secrets`);
     return { owner: job.project, keys, source: this.name };
   }
 
