@@ -8,7 +8,6 @@ import type { ServerContext } from './context.js';
 import { Envelope } from './encryption.js';
 import { unavailable } from './errors.js';
 import { ApiGrantSource } from './grants/api-source.js';
-import { NosanaGrantSource } from './grants/nosana/source.js';
 import { GrantResolver } from './grants/resolver.js';
 import type { GrantSource } from './grants/source.js';
 import { createServerMetrics } from './metrics.js';
@@ -26,12 +25,15 @@ export interface RunningServer {
 
 const PURGE_INTERVAL_MS = 60_000;
 
-export function createContext(config: ServerConfig, storage: Storage, log: Logger, extraSources: GrantSource[] = []): ServerContext {
+export async function createContext(config: ServerConfig, storage: Storage, log: Logger): Promise<ServerContext> {
   const metrics = createServerMetrics();
   const sources: GrantSource[] = [];
   if (config.grantSources.includes('api')) sources.push(new ApiGrantSource(storage));
-  if (config.nosana) sources.push(NosanaGrantSource.fromConfig(config.nosana, log, metrics.registry));
-  sources.push(...extraSources);
+  if (config.nosana) {
+    // Loaded only when enabled: the Solana decoding library costs start-up time and memory a self-hoster never uses.
+    const { NosanaGrantSource } = await import('./grants/nosana/source.js');
+    sources.push(NosanaGrantSource.fromConfig(config.nosana, log, metrics.registry));
+  }
   return {
     config, storage, metrics, log,
     audit: log.child({ audit: true }),
@@ -56,7 +58,7 @@ export async function startServer(env: Env = process.env, log: Logger = createLo
   const config = loadServerConfig(env, log);
   const storage = await openStorage(config.storageConnection);
   await storage.init();
-  const context = createContext(config, storage, log);
+  const context = await createContext(config, storage, log);
   const app = await buildApp(context);
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
