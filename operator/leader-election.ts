@@ -33,6 +33,7 @@ export class LeaderElector {
   private timer?: NodeJS.Timeout;
   private running = false;
   private transition: Promise<void> = Promise.resolve();
+  private ticking: Promise<void> = Promise.resolve();
 
   constructor(private readonly options: LeaderElectionOptions) {
     this.leaseDurationMs = options.leaseDurationMs ?? 15_000;
@@ -50,48 +51,54 @@ export class LeaderElector {
 
   start(): void {
     this.running = true;
-    void this.tick();
+    this.ticking = this.tick();
   }
 
   /** Stops competing; a leader steps down and releases the lease. */
   async stop(): Promise<void> {
     this.running = false;
     clearTimeout(this.timer);
-    if (this.leading) {
-      await this.setLeading(false);
-      await this.release();
-    }
+    await this.ticking;
+    if (this.leading) this.setLeading(false);
     await this.transition;
+    await withTimeout(this.release(), this.renewDeadlineMs, 'lease release').catch(() => undefined);
   }
 
   private async tick(): Promise<void> {
     if (!this.running) return;
     let renewed = false;
     try {
-      renewed = await this.tryAcquireOrRenew();
+      // A hung request must not hold up the step-down: give up on it at the renew deadline.
+      renewed = await withTimeout(this.tryAcquireOrRenew(), this.renewDeadlineMs, 'lease update');
     } catch (error) {
       this.log.warn({ err: messageOf(error) }, 'lease update failed');
     }
     if (!this.running) return;
     if (renewed) {
       this.lastRenewal = Date.now();
-      if (!this.leading) await this.setLeading(true);
+      if (!this.leading) this.setLeading(true);
     } else if (this.leading && Date.now() - this.lastRenewal >= this.renewDeadlineMs) {
       this.log.warn('could not renew the lease within the renew deadline: stepping down');
-      await this.setLeading(false);
+      this.setLeading(false);
     }
-    if (this.running) this.timer = setTimeout(() => void this.tick(), this.retryPeriodMs);
+    if (this.running) this.timer = setTimeout(() => { this.ticking = this.tick(); }, this.retryPeriodMs);
   }
 
-  private async setLeading(leading: boolean): Promise<void> {
+  /**
+   * Runs the callback without waiting for it: renewing the lease must go on while a controller starts (its first
+   * list may take long), and a step-down must be able to interrupt a start that waits for the API server.
+   */
+  private setLeading(leading: boolean): void {
     this.leading = leading;
     this.log.info(leading ? 'became the leader' : 'stopped leading');
     const callback = leading ? this.options.onStartedLeading : this.options.onStoppedLeading;
-    // Transitions run one after another, so a stop never overtakes the start it follows.
-    this.transition = this.transition.then(() => callback()).catch((error: unknown) => {
-      this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'leadership callback failed');
-    });
-    await this.transition;
+    this.transition = (async () => {
+      try {
+        await callback();
+      } catch (error) {
+        this.log.error({ err: error instanceof Error ? error.message : String(error) }, 'leadership callback failed');
+      }
+    })();
   }
 
   /** True when we hold the lease after this call. */
@@ -165,4 +172,12 @@ export class LeaderElector {
       this.log.warn({ err: messageOf(error) }, 'could not release the lease: a standby takes over when it expires');
     }
   }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} took longer than ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }

@@ -8,6 +8,8 @@ import {
   ServerConfiguration, type RequestContext, type SecurityAuthentication,
 } from '@kubernetes/client-node';
 
+const REQUEST_TIMEOUT_MS = 30_000;
+
 class PooledAuthentication implements SecurityAuthentication {
   private agent?: Agent;
 
@@ -24,6 +26,8 @@ class PooledAuthentication implements SecurityAuthentication {
       this.agent ??= new Agent({ ...perRequest.options, keepAlive: true, maxSockets: 16 });
       context.setAgent(this.agent);
     }
+    // No call may hang a worker: an API server that stops answering mid-request fails the call, which is retried.
+    if (!context.getSignal()) context.setSignal(AbortSignal.timeout(REQUEST_TIMEOUT_MS));
   }
 
   close(): void {

@@ -31,6 +31,8 @@ export class ResilientInformer<T extends WatchedObject> {
   private failure: unknown;
   private retries = 0;
   private retryTimer?: NodeJS.Timeout;
+  /** Ends the wait between first-connect attempts early, when stopping. */
+  private wakeUp?: () => void;
 
   constructor(options: InformerOptions<T>) {
     // client-node types the informer by its generated models; it only ever reads metadata name, namespace and
@@ -50,13 +52,17 @@ export class ResilientInformer<T extends WatchedObject> {
   async start(): Promise<void> {
     this.stopped = false;
     while (!this.stopped && !(await this.connect())) {
-      await new Promise((resolve) => { this.retryTimer = setTimeout(resolve, this.nextDelay()); });
+      await new Promise<void>((resolve) => {
+        this.wakeUp = resolve;
+        this.retryTimer = setTimeout(resolve, this.nextDelay());
+      });
     }
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retryTimer);
+    this.wakeUp?.();
     await this.informer.stop();
   }
 
