@@ -6,12 +6,18 @@
 // Where it has none (a standalone mongod, FerretDB), each key is written atomically in key order: if the connection
 // drops mid-call, the keys before the failure may be written while the caller gets StorageUnavailableError (503);
 // retrying the same call converges to the same values, though versions may then have grown by more than one.
+//
+// FerretDB 1.x (SQLite backend) applies an update as read-then-write, so concurrent replaces of one key from several
+// processes can lose version increments, and a rewrap racing a write can overwrite it. MongoDB and DocumentDB update
+// a document atomically. The replay cache relies only on unique inserts and holds on all three.
 import {
   MongoClient, MongoError, MongoNetworkError, MongoServerError, MongoServerSelectionError,
   type ClientSession, type Collection, type Db,
 } from 'mongodb';
 import type { GrantRecord, GrantWrite, SecretRecord, SecretWrite, Storage } from './contract.js';
-import { byteOrder, errorMessage, guarded, misconfigured, unavailable, type NetworkStorageOptions, type Target } from './network.js';
+import { byteOrder, errorMessage, guarded, misconfigured, unavailable, UNREACHABLE_HINT,
+  type NetworkStorageOptions, type Target,
+} from './network.js';
 
 export const DEFAULT_MONGODB_DATABASE = 'nosana_secrets';
 
@@ -115,7 +121,7 @@ export class MongoStorage implements Storage {
       if (error instanceof MongoServerError && AUTH_CODES.has(Number(error.code))) {
         throw misconfigured(this.target, `login refused: ${errorMessage(error)} (check the user, password and authSource)`);
       }
-      if (isTransient(error)) throw unavailable(this.target, error);
+      if (isTransient(error)) throw unavailable(this.target, error, UNREACHABLE_HINT);
       throw misconfigured(this.target, errorMessage(error));
     }
   }
@@ -143,7 +149,7 @@ export class MongoStorage implements Storage {
         const doc = await this.secrets.findOneAndUpdate(
           { owner, key: write.key },
           { $set: { sealed: write.sealed, kekId: write.kekId, updatedAt: now }, $inc: { version: 1 }, $setOnInsert: { createdAt: now } },
-          { upsert: true, returnDocument: 'after', projection: { _id: 0 }, session },
+          { upsert: true, returnDocument: 'after', session }, // no projection: FerretDB's findAndModify has none
         );
         return toSecret(doc!);
       } catch (error) {
@@ -205,7 +211,7 @@ export class MongoStorage implements Storage {
     const update = async (): Promise<GrantDoc | null> => this.grants.findOneAndUpdate(
       { owner: grant.owner, job: grant.job },
       { $set: { readers: grant.readers, keys: grant.keys, updatedAt: now }, $setOnInsert: { createdAt: now } },
-      { upsert: true, returnDocument: 'after', projection: { _id: 0 } },
+      { upsert: true, returnDocument: 'after' },
     );
     // A concurrent first grant of the same (owner, job) loses on the unique index; the retry updates it instead.
     const doc = await this.run(() => update().catch((error: unknown) => (isDuplicate(error) ? update() : Promise.reject(error))));
@@ -227,11 +233,12 @@ export class MongoStorage implements Storage {
   }
 
   async rememberSignature(signature: string, expiresAt: Date): Promise<boolean> {
-    // The unique _id decides: of any number of concurrent inserts of one signature, exactly one succeeds. An expired
-    // entry is first deleted (only if still expired), then the insert is tried once more; a racer may still win it.
-    const insert = async (): Promise<boolean> => {
+    // Only the unique _id decides, since FerretDB's updates and deletes are read-then-write, not atomic: of any number
+    // of concurrent inserts of one _id exactly one succeeds. Taking over an expired entry inserts a claim ticket named
+    // after the entry's expiry, so of the processes that saw that same expired entry exactly one wins the ticket.
+    const claim = async (id: string): Promise<boolean> => {
       try {
-        await this.signatures.insertOne({ _id: signature, expiresAt });
+        await this.signatures.insertOne({ _id: id, expiresAt });
         return true;
       } catch (error) {
         if (isDuplicate(error)) return false;
@@ -239,9 +246,13 @@ export class MongoStorage implements Storage {
       }
     };
     return this.run(async () => {
-      if (await insert()) return true;
-      const expired = await this.signatures.deleteOne({ _id: signature, expiresAt: { $lt: new Date() } });
-      return expired.deletedCount > 0 && insert();
+      if (await claim(signature)) return true;
+      const existing = await this.signatures.findOne({ _id: signature });
+      if (!existing) return claim(signature); // purged in between: the insert decides again
+      if (existing.expiresAt.getTime() >= Date.now()) return false;
+      if (!(await claim(`${signature}@${existing.expiresAt.getTime()}`))) return false;
+      await this.signatures.updateOne({ _id: signature, expiresAt: existing.expiresAt }, { $set: { expiresAt } });
+      return true;
     });
   }
 

@@ -5,7 +5,7 @@ import mysql from 'mysql2/promise';
 import type { GrantRecord, GrantWrite, SecretRecord, SecretWrite, Storage } from './contract.js';
 import {
   byteOrder, errorCode, errorMessage, guarded, misconfigured, parseConnectionUrl, unavailable,
-  type NetworkStorageOptions, type Target,
+  UNREACHABLE_HINT, type NetworkStorageOptions, type Target,
 } from './network.js';
 
 type Text = Buffer | string;
@@ -118,7 +118,7 @@ export class MysqlStorage implements Storage {
       if (code === 'ER_ACCESS_DENIED_ERROR') throw misconfigured(this.target, `login refused: ${errorMessage(error)} (check the user and password)`);
       if (code === 'ER_BAD_DB_ERROR') throw misconfigured(this.target, `${errorMessage(error)} (create it, or name an existing database)`);
       if (code && CONFIG_CODES.has(code)) throw misconfigured(this.target, `${errorMessage(error)} (the user needs CREATE on the database)`);
-      throw unavailable(this.target, error);
+      throw unavailable(this.target, error, UNREACHABLE_HINT);
     }
   }
 

@@ -62,11 +62,16 @@ function safeDecode(text: string): string {
   }
 }
 
-export function unavailable(target: Target, error: unknown): StorageUnavailableError {
-  if (error instanceof StorageUnavailableError) return error;
-  const reason = scrub(errorMessage(error) || errorCode(error) || 'connection failed', target);
-  return new StorageUnavailableError(`${target.scheme} at ${target.where} is unreachable: ${reason}`);
+export function unavailable(target: Target, error: unknown, hint = ''): StorageUnavailableError {
+  if (error instanceof StorageUnavailableError && !hint) return error;
+  const reason = error instanceof StorageUnavailableError
+    ? error.message
+    : `${target.scheme} at ${target.where} is unreachable: ${scrub(errorMessage(error) || errorCode(error) || 'connection failed', target)}`;
+  return new StorageUnavailableError(hint ? `${reason} (${hint})` : reason);
 }
+
+/** The advice start-up adds when the database cannot be reached. */
+export const UNREACHABLE_HINT = 'check the host and port in STORAGE_CONNECTION and that the database server runs';
 
 export function misconfigured(target: Target, problem: string): StorageConfigError {
   return new StorageConfigError(`STORAGE_CONNECTION ${target.scheme}://${target.where}: ${scrub(problem, target)}`);

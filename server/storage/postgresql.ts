@@ -5,7 +5,7 @@ import pg from 'pg';
 import type { GrantRecord, GrantWrite, SecretRecord, SecretWrite, Storage } from './contract.js';
 import {
   byteOrder, errorCode, errorMessage, guarded, misconfigured, parseConnectionUrl, unavailable,
-  type NetworkStorageOptions, type Target,
+  UNREACHABLE_HINT, type NetworkStorageOptions, type Target,
 } from './network.js';
 
 interface SecretRow {
@@ -121,7 +121,8 @@ export class PostgresStorage implements Storage {
       if (code === '28P01' || code === '28000') throw misconfigured(this.target, `login refused: ${errorMessage(error)} (check the user and password)`);
       if (code === '3D000') throw misconfigured(this.target, `${errorMessage(error)} (create it, or name an existing database)`);
       if (code === '42501') throw misconfigured(this.target, `${errorMessage(error)} (the user needs CREATE on the database)`);
-      throw error instanceof pg.DatabaseError ? misconfigured(this.target, errorMessage(error)) : unavailable(this.target, error);
+      if (error instanceof pg.DatabaseError && !isTransient(error)) throw misconfigured(this.target, errorMessage(error));
+      throw unavailable(this.target, error, UNREACHABLE_HINT);
     }
   }
 

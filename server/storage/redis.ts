@@ -9,7 +9,7 @@ import { Redis, ReplyError } from 'ioredis';
 import type { GrantRecord, GrantWrite, SecretRecord, SecretWrite, Storage } from './contract.js';
 import {
   byteOrder, errorMessage, guarded, misconfigured, parseConnectionUrl, unavailable,
-  type NetworkStorageOptions, type Target,
+  UNREACHABLE_HINT, type NetworkStorageOptions, type Target,
 } from './network.js';
 
 export const DEFAULT_REDIS_PREFIX = 'nosana-secrets:';
@@ -121,6 +121,8 @@ export class RedisStorage implements Storage {
       // Fail fast while disconnected (the API answers 503) instead of queueing requests until the database returns.
       enableOfflineQueue: false,
       maxRetriesPerRequest: 0,
+      // The ready check (INFO) would wait out several timeouts against a server that never answers; init() pings.
+      enableReadyCheck: false,
       retryStrategy: (attempt) => Math.min(attempt * 100, 1000),
     });
     for (const [name, script] of Object.entries(SCRIPTS)) this.redis.defineCommand(name, script);
@@ -152,7 +154,7 @@ export class RedisStorage implements Storage {
       if (/WRONGPASS|NOAUTH|NOPERM/.test(errorMessage(cause))) {
         throw misconfigured(this.target, `login refused: ${errorMessage(cause)} (check the user and password)`);
       }
-      throw unavailable(this.target, cause);
+      throw unavailable(this.target, cause, UNREACHABLE_HINT);
     }
   }
 

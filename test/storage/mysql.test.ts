@@ -13,6 +13,7 @@ storageConformance({
   networked: true,
   purgeCounts: true,
   atomicBatches: true,
+  atomicUpdates: true,
 });
 
 throughTheApi({ name: 'mysql', provision, networked: true });

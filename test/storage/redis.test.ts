@@ -14,6 +14,7 @@ storageConformance({
   // Redis drops used signatures at their expiry by itself, so a purge never finds any.
   purgeCounts: false,
   atomicBatches: true,
+  atomicUpdates: true,
 });
 
 throughTheApi({ name: 'redis', provision, networked: true });

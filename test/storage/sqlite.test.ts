@@ -18,6 +18,7 @@ storageConformance({
   networked: false,
   purgeCounts: true,
   atomicBatches: true,
+  atomicUpdates: true,
 });
 
 throughTheApi({ name: 'sqlite', provision, networked: false });
