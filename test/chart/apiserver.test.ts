@@ -1,0 +1,73 @@
+// Every object the chart renders is sent to a real kube-apiserver as a server-side dry run with strict field
+// validation: a wrong field, type or name that helm lets through is refused here, as it would be at install time.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import type { KubernetesObject } from '@kubernetes/client-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ALL_FEATURES, parseManifests, render, type KubeObject } from './helm.js';
+import { apply, describeError, establishCrds, kubeConfig, strictClient, waitUntil, type Cluster } from './kube.js';
+
+/** Dry-runs every object; returns what the API server refused, one line each. */
+async function refusals(client: Cluster, objects: KubeObject[]): Promise<string[]> {
+  const refused: string[] = [];
+  for (const object of objects) {
+    try {
+      await apply(client, object as KubernetesObject, true);
+    } catch (error) {
+      refused.push(`${object.kind}/${object.metadata.name}: ${describeError(error)}`);
+    }
+  }
+  return refused;
+}
+
+describe('the rendered chart on a real kube-apiserver', () => {
+  const suffix = randomBytes(3).toString('hex');
+  const namespace = `chart-test-${suffix}`;
+  const monitoringNamespace = `chart-monitoring-${suffix}`;
+  let client: Cluster;
+
+  beforeAll(async () => {
+    client = strictClient(kubeConfig());
+    for (const name of [namespace, monitoringNamespace]) {
+      await apply(client, { apiVersion: 'v1', kind: 'Namespace', metadata: { name } }, false);
+    }
+    // The Prometheus Operator's kinds must exist for its objects to be checked; the fixture says what it keeps.
+    const monitoringCrds = parseManifests(readFileSync(join(import.meta.dirname, 'fixtures/monitoring.coreos.com-minimal-crds.yaml'), 'utf8'));
+    await establishCrds(client, monitoringCrds as KubernetesObject[]);
+    // Discovery can lag behind Established; a first dry run that passes shows the kind is served.
+    await waitUntil('monitoring.coreos.com/v1 to be served', async () => {
+      await apply(client, {
+        apiVersion: 'monitoring.coreos.com/v1', kind: 'PrometheusRule', metadata: { name: 'probe', namespace }, spec: { groups: [] },
+      } as KubernetesObject, true);
+      return true;
+    });
+  });
+
+  afterAll(async () => {
+    for (const name of [namespace, monitoringNamespace]) {
+      await client?.objects.delete({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } }).catch(() => undefined);
+    }
+  });
+
+  it('accepts every object rendered with the default values, CRDs included', async () => {
+    const objects = await render({}, { namespace, includeCrds: true });
+    expect(objects.some((o) => o.kind === 'CustomResourceDefinition')).toBe(true);
+    expect(await refusals(client, objects)).toEqual([]);
+  });
+
+  it('accepts every object rendered with every optional feature on', async () => {
+    const values = { ...ALL_FEATURES, grafanaDashboard: { ...ALL_FEATURES.grafanaDashboard, namespace: monitoringNamespace } };
+    const objects = await render(values, { namespace });
+    expect(objects.map((o) => o.kind)).toEqual(expect.arrayContaining(['ServiceMonitor', 'PrometheusRule', 'ConfigMap']));
+    expect(await refusals(client, objects)).toEqual([]);
+  });
+
+  it('refuses an object the API server finds wrong, so the checks above can fail', async () => {
+    const objects = await render({}, { namespace });
+    const service = structuredClone(objects.find((o) => o.kind === 'Service')!);
+    (service.spec as Record<string, unknown>).portz = [];
+    const [refused] = await refusals(client, [service]);
+    expect(refused).toMatch(/portz/);
+  });
+});
