@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { KubernetesObject } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ALL_FEATURES, parseManifests, render, type KubeObject } from './helm.js';
+import { ALL_FEATURES, CHART_DIR, helm, parseManifests, render, type KubeObject } from './helm.js';
 import { apply, describeError, establishCrds, kubeConfig, strictClient, waitUntil, type Cluster } from './kube.js';
 
 /** Dry-runs every object; returns what the API server refused, one line each. */
@@ -61,6 +61,33 @@ describe('the rendered chart on a real kube-apiserver', () => {
     const objects = await render(values, { namespace });
     expect(objects.map((o) => o.kind)).toEqual(expect.arrayContaining(['ServiceMonitor', 'PrometheusRule', 'ConfigMap']));
     expect(await refusals(client, objects)).toEqual([]);
+  });
+
+  it('keeps the generated JWT secret and encryption keys across helm upgrade and uninstall', async () => {
+    const release = `keys-${suffix}`;
+    const keys = async () => {
+      const secret = await client.objects.read({ apiVersion: 'v1', kind: 'Secret', metadata: { name: `${release}-nosana-secrets-keys`, namespace } }) as
+        { data?: Record<string, string> };
+      return secret.data;
+    };
+    const helmIn = (...args: string[]) => helm([...args, '--namespace', namespace]);
+    const installed = await helmIn('install', release, CHART_DIR);
+    expect(installed.code, installed.stderr).toBe(0);
+    const first = await keys();
+    expect(Object.keys(first ?? {}).sort()).toEqual(['ENCRYPTION_KEYS', 'JWT_SECRET']);
+
+    const upgraded = await helmIn('upgrade', release, CHART_DIR, '--set', 'server.logLevel=debug');
+    expect(upgraded.code, upgraded.stderr).toBe(0);
+    expect(await keys(), 'the keys after helm upgrade').toEqual(first);
+
+    const uninstalled = await helmIn('uninstall', release);
+    expect(uninstalled.code, uninstalled.stderr).toBe(0);
+    expect(await keys(), 'the keys after helm uninstall').toEqual(first);
+    // and a new install over the kept Secret reads it instead of generating new keys
+    const reinstalled = await helmIn('install', release, CHART_DIR);
+    expect(reinstalled.code, reinstalled.stderr).toBe(0);
+    expect(await keys(), 'the keys after a new install').toEqual(first);
+    await helmIn('uninstall', release);
   });
 
   it('refuses an object the API server finds wrong, so the checks above can fail', async () => {
