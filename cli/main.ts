@@ -33,6 +33,16 @@ async function main(argv: string[]): Promise<void> {
       }
       return;
     }
+    case 'injector': {
+      const { runInjector, InjectorUsageError } = await import('../injector/run.js');
+      try {
+        await runInjector(rest);
+      } catch (error) {
+        if (error instanceof InjectorUsageError) throw new CliError(error.message, 'run `nosana-secrets help` to see the injector\'s flags', 2);
+        throw error;
+      }
+      return;
+    }
     default:
       if ((CLIENT_COMMANDS as readonly string[]).includes(command)) {
         await runClientCommand(command, rest);

@@ -13,6 +13,11 @@ Run the parts:
            [--lease-namespace NS] [--identity POD] [--no-leader-elect]
                               the Kubernetes operator for NosanaSecretBinding (KUBECONFIG or in-cluster config;
                               same settings as WATCH_NAMESPACE, METRICS_PORT, NOSANA_SECRETS_ENDPOINT, POD_NAME...)
+  injector [--socket-dir /var/run/secrets-store-csi-providers] [--metrics-port 8095] [--node-keypair FILE]
+           [--endpoint URL...]
+                              the Secrets Store CSI driver provider on <socket-dir>/nosana.sock (KUBECONFIG or
+                              in-cluster config; same as NOSANA_INJECTOR_SOCKET_DIR, METRICS_PORT,
+                              NOSANA_NODE_KEYPAIR, NOSANA_INJECTOR_ENDPOINTS)
 
 Client commands (options: --endpoint URL, default $NOSANA_SECRETS_ENDPOINT or http://localhost:4124;
                  --keypair FILE, default $NOSANA_SECRETS_KEYPAIR or ~/.config/solana/id.json):
