@@ -99,7 +99,11 @@ export const ALL_FEATURES = {
     serviceAccount: { annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/nosana-secrets' } },
   },
   operator: { replicaCount: 2, defaultEndpoint: 'https://secrets.example.com' },
-  injector: { providersDir: '/etc/kubernetes/secrets-store-csi-providers' },
+  injector: {
+    providersDir: '/etc/kubernetes/secrets-store-csi-providers',
+    extraAllowedEndpoints: ['https://secrets.example.com'],
+    nodeKeypair: { existingSecret: 'node-key' },
+  },
   metrics: { serviceMonitor: { enabled: true, labels: { release: 'kube-prometheus-stack' } } },
   prometheusRule: { enabled: true, labels: { release: 'kube-prometheus-stack' }, additionalLabels: { team: 'platform' } },
   grafanaDashboard: { enabled: true, namespace: 'monitoring', annotations: { grafana_folder: 'Nosana' } },

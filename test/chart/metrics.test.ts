@@ -1,12 +1,14 @@
 // A dashboard panel or an alert that reads a metric nobody exports shows nothing and never fires. These tests start
 // the real processes, scrape their /metrics, and check every metric name the chart's dashboard and rules use.
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '../../common/log.js';
 import type { KubernetesObject } from '@kubernetes/client-node';
+import { loadInjectorConfig } from '../../injector/config.js';
+import { startInjector } from '../../injector/main.js';
 import { startOperator } from '../../operator/main.js';
 import { startServer, type RunningServer } from '../../server/main.js';
 import { ALL_FEATURES, CHART_DIR, REPO_DIR, find, parseManifests, render } from './helm.js';
@@ -132,14 +134,7 @@ afterAll(async () => {
   await stopInjector?.();
 });
 
-function requireEntry(part: 'operator' | 'injector'): void {
-  if (!existsSync(join(REPO_DIR, part, 'main.ts'))) {
-    throw new Error(`${part}/main.ts does not exist yet, so its /metrics cannot be scraped: the ${part} issue adds it`);
-  }
-}
-
 async function operatorMetricsUrl(): Promise<string> {
-  requireEntry('operator');
   const kc = kubeConfig();
   // The operator's informers list NosanaSecretBindings: their CRD must be served (the same file helm installs).
   const crds = parseManifests(readFileSync(join(REPO_DIR, 'crds/nosanasecretbindings.yaml'), 'utf8'));
@@ -155,6 +150,12 @@ async function operatorMetricsUrl(): Promise<string> {
 }
 
 async function injectorMetricsUrl(): Promise<string> {
-  requireEntry('injector');
-  throw new Error('injector/main.ts exists: wire its in-process start here');
+  const socketDir = mkdtempSync(join(tmpdir(), 'ns-chart-injector-'));
+  const config = loadInjectorConfig({ NOSANA_INJECTOR_SOCKET_DIR: socketDir, METRICS_PORT: '0', NOSANA_INJECTOR_ENDPOINTS: 'http://127.0.0.1:4124' });
+  const injector = await startInjector(config, createLogger('injector', 'warn'), kubeConfig());
+  stopInjector = async () => {
+    await injector.close();
+    rmSync(socketDir, { recursive: true, force: true });
+  };
+  return `http://127.0.0.1:${injector.metricsPort}/metrics`;
 }

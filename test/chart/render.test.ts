@@ -53,7 +53,9 @@ describe('the chart', () => {
     const objects = await render();
     const kinds = objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
     expect(kinds).toEqual([
+      'ClusterRole/nsx-nosana-secrets-injector',
       'ClusterRole/nsx-nosana-secrets-operator',
+      'ClusterRoleBinding/nsx-nosana-secrets-injector',
       'ClusterRoleBinding/nsx-nosana-secrets-operator',
       'DaemonSet/nsx-nosana-secrets-injector',
       'Deployment/nsx-nosana-secrets-operator',
@@ -88,6 +90,9 @@ describe('the chart', () => {
 
     const injectorPod = podSpec(find(objects, 'DaemonSet', '-injector'));
     expect(injectorPod.containers[0]!.args).toEqual(['injector', '--socket-dir', '/provider']);
+    expect(envOf(injectorPod.containers[0]!, 'NOSANA_INJECTOR_ENDPOINTS')?.value, 'the injector signs in to this release\'s server only')
+      .toBe('http://nsx-nosana-secrets-server.nosana-system.svc:4124');
+    expect(envOf(injectorPod.containers[0]!, 'NOSANA_NODE_KEYPAIR')).toBeUndefined();
     expect(injectorPod.volumes?.find((v) => v.name === 'providers')?.hostPath?.path).toBe('/var/run/secrets-store-csi-providers');
     expect(injectorPod.tolerations, 'the injector runs on tainted nodes too').toContainEqual({ operator: 'Exists' });
   });
@@ -136,6 +141,10 @@ describe('the chart', () => {
     expect(serverPod.affinity).toHaveProperty('podAntiAffinity');
     const injectorPod = podSpec(find(objects, 'DaemonSet', '-injector'));
     expect(injectorPod.volumes?.find((v) => v.name === 'providers')?.hostPath?.path).toBe('/etc/kubernetes/secrets-store-csi-providers');
+    expect(envOf(injectorPod.containers[0]!, 'NOSANA_INJECTOR_ENDPOINTS')?.value)
+      .toBe('http://nsx-nosana-secrets-server.nosana-system.svc:4124,https://secrets.example.com');
+    expect(envOf(injectorPod.containers[0]!, 'NOSANA_NODE_KEYPAIR')?.value).toBe('/etc/nosana-secrets/node/keypair.json');
+    expect(injectorPod.volumes?.find((v) => v.name === 'node-keypair')).toMatchObject({ secret: { secretName: 'node-key', items: [{ key: 'keypair.json', path: 'keypair.json' }] } });
     expect(envOf(podSpec(find(objects, 'Deployment', '-operator')).containers[0]!, 'NOSANA_SECRETS_ENDPOINT')?.value).toBe('https://secrets.example.com');
   });
 
@@ -178,7 +187,6 @@ describe('the chart', () => {
           // socket there (the Secrets Store CSI driver documents this). It gets no capability to do anything else.
           expect(context.runAsUser, where).toBe(0);
           expect(context.capabilities, where).toEqual({ drop: ['ALL'] });
-          expect(pod.automountServiceAccountToken, `${where} needs no Kubernetes API token`).toBe(false);
         } else {
           expect(context.runAsNonRoot, where).toBe(true);
           expect(context.runAsUser, where).toBeGreaterThan(0);
@@ -247,9 +255,21 @@ describe('the chart', () => {
     expect(flatten(clusterRole).some((r) => r.startsWith('coordination.k8s.io/')), 'no cluster-wide Lease rights').toBe(false);
 
     const scoped = await render({ operator: { watchNamespace: 'jobs' } });
-    expect(objects.some((o) => o.kind === 'ClusterRole') && !scoped.some((o) => o.kind.startsWith('Cluster'))).toBe(true);
+    const operatorClusterObjects = (list: KubeObject[]) => list.filter((o) => o.kind.startsWith('Cluster') && o.metadata.name.endsWith('-operator'));
+    expect(operatorClusterObjects(objects)).toHaveLength(2);
+    expect(operatorClusterObjects(scoped), 'an operator of one namespace has no cluster-wide rights').toEqual([]);
     expect(find(scoped, 'Role', '-operator').metadata.namespace).toBe('jobs');
     expect(flatten(find(scoped, 'Role', '-operator').rules as Rule[])).toEqual(flatten(clusterRole));
+  });
+
+  it('lets the server no Kubernetes API access, and the injector only read SecretProviderClasses', async () => {
+    const objects = await render();
+    expect(find(objects, 'ServiceAccount', '-server').automountServiceAccountToken).toBe(false);
+    expect(podSpec(find(objects, 'Deployment', '-server')).automountServiceAccountToken).toBe(false);
+    expect(objects.filter((o) => /Binding$/.test(o.kind)).map((o) => (o.subjects as { name: string }[])[0]!.name)).not.toContain('nsx-nosana-secrets-server');
+    expect(find(objects, 'ClusterRole', '-injector').rules).toEqual([
+      { apiGroups: ['secrets-store.csi.x-k8s.io'], resources: ['secretproviderclasses'], verbs: ['get'] },
+    ]);
   });
 
   it('takes its CRDs from crds/ itself, so the chart cannot drift from them', async () => {
