@@ -1,0 +1,131 @@
+// Mounts the injector must refuse, each with its own error code: a pod overriding the class's parameters, bad
+// parameters, an endpoint outside the allow-list, an unreachable server, a class that is not there.
+import { createServer } from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { driverRequest, filesOf, newPod, secretValue, startWorld, type InjectorWorld } from './world.js';
+
+let world: InjectorWorld;
+let closedEndpoint: string;
+const victimValue = secretValue('victim');
+const ownValue = secretValue('own');
+
+/** A loopback URL on which nothing listens: a port bound and released again. */
+async function closedPortUrl(): Promise<string> {
+  const probe = createServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
+  return `http://127.0.0.1:${port}`;
+}
+
+beforeAll(async () => {
+  closedEndpoint = await closedPortUrl();
+  // The injector's allow-list: the real server first (the default), then a server that is down.
+  world = await startWorld('refuse', {}, [closedEndpoint]);
+  await world.put('victim-job-key', victimValue);
+  await world.put('own-key', ownValue);
+  await world.grant('victim-job', ['victim-job-key']);
+  await world.grant('own-job', ['own-key']);
+});
+
+afterAll(async () => {
+  await world?.close();
+});
+
+describe('a pod cannot change what its SecretProviderClass chose', () => {
+  it('refuses a volume attribute that overrides the job with ParameterOverride and returns nothing', async () => {
+    const classParameters = { job: 'own-job', objects: '- key: victim-job-key' };
+    await world.createClass('own-job-override', classParameters);
+    const response = await world.client.mount(driverRequest({
+      pod: newPod(world.namespace, 'thief'), secretProviderClass: 'own-job-override', classParameters, podAttributes: { job: 'victim-job' },
+    }));
+    expect(response.error?.code).toBe('ParameterOverride');
+    expect(response.files).toEqual([]);
+    const line = world.injectorLogs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.code === 'ParameterOverride');
+    expect(line).toMatchObject({ pod: `${world.namespace}/thief`, msg: 'mount refused' });
+    expect(String(line?.err)).toContain('"job"');
+  });
+
+  it('refuses a volume attribute that overrides the endpoint, even to another allowed server', async () => {
+    const classParameters = { job: 'own-job', objects: '- key: own-key' };
+    await world.createClass('own-job-endpoint', classParameters);
+    const response = await world.client.mount(driverRequest({
+      pod: newPod(world.namespace), secretProviderClass: 'own-job-endpoint', classParameters, podAttributes: { endpoint: closedEndpoint },
+    }));
+    expect(response.error?.code).toBe('ParameterOverride');
+  });
+
+  it('refuses a volume attribute the class does not set at all (objects, nodeKeySecret)', async () => {
+    const classParameters = { job: 'own-job', objects: '- key: own-key' };
+    await world.createClass('own-job-extra', classParameters);
+    for (const podAttributes of [{ objects: '- key: victim-job-key' }, { nodeKeySecret: 'key' }] as Record<string, string>[]) {
+      const response = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'own-job-extra', classParameters, podAttributes }));
+      expect(response.error?.code).toBe('ParameterOverride');
+    }
+  });
+
+  it('accepts a pod whose attributes repeat the class\'s own values, and sees an edited class at once', async () => {
+    const classParameters = { job: 'own-job', objects: '- key: own-key' };
+    await world.createClass('own-job-same', classParameters);
+    const same = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'own-job-same', classParameters, podAttributes: { job: 'own-job' } }));
+    expect(filesOf(same)).toEqual({ 'own-key': ownValue });
+
+    // The class now names another file; the injector's cached copy must not make the new attributes look forged.
+    const edited = { job: 'own-job', objects: '- key: own-key\n  fileName: renamed' };
+    await world.replaceClassParameters('own-job-same', edited);
+    const after = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'own-job-same', classParameters: edited }));
+    expect(filesOf(after)).toEqual({ renamed: ownValue });
+  });
+
+  it('answers SecretProviderClassUnavailable when the named class does not exist in the pod\'s namespace', async () => {
+    const response = await world.client.mount(driverRequest({
+      pod: newPod(world.namespace), secretProviderClass: 'no-such-class', classParameters: { job: 'own-job', objects: '- key: own-key' },
+    }));
+    expect(response.error?.code).toBe('SecretProviderClassUnavailable');
+  });
+});
+
+describe('bad parameters and unreachable servers', () => {
+  const cases: [string, Record<string, string>][] = [
+    ['a key name with a ".." segment', { job: 'own-job', objects: '- key: ../own-key' }],
+    ['a key name with a space', { job: 'own-job', objects: '- key: "own key"' }],
+    ['a file name with ".."', { job: 'own-job', objects: '- key: own-key\n  fileName: ../../etc/passwd' }],
+    ['an absolute file name', { job: 'own-job', objects: '- key: own-key\n  fileName: /etc/passwd' }],
+    ['a mode that is not an octal string', { job: 'own-job', objects: '- key: own-key\n  mode: 0400' }],
+    ['objects that are not a list', { job: 'own-job', objects: 'key: own-key' }],
+    ['no objects', { job: 'own-job' }],
+    ['no job', { objects: '- key: own-key' }],
+  ];
+  for (const [what, classParameters] of cases) {
+    it(`refuses ${what} with BadParameters`, async () => {
+      const name = `bad-${cases.findIndex(([w]) => w === what)}`;
+      await world.createClass(name, classParameters);
+      const response = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: name, classParameters }));
+      expect(response.error?.code).toBe('BadParameters');
+      expect(response.files).toEqual([]);
+    });
+  }
+
+  it('refuses an endpoint that is not in the injector\'s allow-list with EndpointNotAllowed, before any login', async () => {
+    const classParameters = { job: 'own-job', objects: '- key: own-key', endpoint: 'http://attacker.example:4124' };
+    await world.createClass('foreign-endpoint', classParameters);
+    const response = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'foreign-endpoint', classParameters }));
+    expect(response.error?.code).toBe('EndpointNotAllowed');
+  });
+
+  it('answers ServerUnreachable when the class\'s server does not answer', async () => {
+    const classParameters = { job: 'own-job', objects: '- key: own-key', endpoint: closedEndpoint };
+    await world.createClass('server-down', classParameters);
+    const response = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'server-down', classParameters }));
+    expect(response.error?.code).toBe('ServerUnreachable');
+    const metrics = await (await fetch(`http://127.0.0.1:${world.injector.metricsPort}/metrics`)).text();
+    expect(metrics).toMatch(/nosana_secrets_injector_server_calls_total\{call="login",outcome="unreachable",component="injector"\} 1/);
+    expect(metrics).toMatch(/nosana_secrets_injector_mounts_total\{outcome="ServerUnreachable",component="injector"\} 1/);
+  });
+
+  it('never writes a secret value into the logs, whatever was refused', () => {
+    const everything = [...world.injectorLogs, ...world.server.logs].join('\n');
+    expect(everything).not.toContain(victimValue);
+    expect(everything).not.toContain(ownValue);
+  });
+});
