@@ -138,14 +138,14 @@ describe('mounting a job\'s secrets', () => {
     const classParameters = { job: 'job-b', objects: '- key: other-job-key' };
     await world.createClass('job-b-cache', classParameters);
     const loginsBefore = world.server.logs.filter((l) => l.includes('"event":"login"') && !l.includes('token_exchange') && l.includes(world.node.address)).length;
-    const hitsBefore = await counter('nosana_secrets_injector_token_cache_total{component="injector",result="hit"}');
+    const hitsBefore = await counter('nosana_secrets_injector_token_cache_total{result="hit",component="injector"}');
     for (let i = 0; i < 5; i++) {
       const response = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'job-b-cache', classParameters }));
       expect(response.error?.code ?? '').toBe('');
     }
     const loginsAfter = world.server.logs.filter((l) => l.includes('"event":"login"') && !l.includes('token_exchange') && l.includes(world.node.address)).length;
     expect(loginsAfter - loginsBefore).toBe(0);
-    expect(await counter('nosana_secrets_injector_token_cache_total{component="injector",result="hit"}') - hitsBefore).toBe(5);
+    expect(await counter('nosana_secrets_injector_token_cache_total{result="hit",component="injector"}') - hitsBefore).toBe(5);
   });
 
   it('never writes a secret value into the injector\'s or the server\'s logs', () => {
