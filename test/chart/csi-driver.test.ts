@@ -1,6 +1,6 @@
 // The injector only works beside a Secrets Store CSI driver installed with the right settings. The chart ships those
 // settings as csi-driver-values.yaml; these tests render the driver's own chart (the pinned version test/env builds)
-// with them, and check the driver will rotate, pass the token, and dial the socket where the injector puts it.
+// with them, and check the driver will rotate and dial the socket where the injector puts it.
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -25,16 +25,16 @@ async function renderDriver(namespace: string): Promise<KubeObject[]> {
   return parseManifests(result.stdout);
 }
 
-const ours = parse(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as {
-  csiDriver: { tokenAudience: string };
-  injector: { providersDir: string };
-};
+const ours = parse(readFileSync(join(CHART_DIR, 'values.yaml'), 'utf8')) as { injector: { providersDir: string } };
 
 describe('the Secrets Store CSI driver installed with csi-driver-values.yaml', () => {
-  it('asks for a pod token with the audience the injector expects', async () => {
+  it('hands the injector no pod service account tokens, which it does not use', async () => {
     const csiDriver = find(await renderDriver('kube-system'), 'CSIDriver');
-    expect((csiDriver.spec as { tokenRequests?: { audience: string }[] }).tokenRequests)
-      .toContainEqual({ audience: ours.csiDriver.tokenAudience });
+    expect((csiDriver.spec as { tokenRequests?: unknown[] }).tokenRequests ?? []).toEqual([]);
+    // and the file leaves tokenRequests unset, so it does not wipe those another provider asked for
+    expect(parse(readFileSync(PAIRING_VALUES, 'utf8'))).not.toHaveProperty('tokenRequests');
+    // The pod info the injector does rely on (pod name, namespace, uid) is always sent.
+    expect((csiDriver.spec as { podInfoOnMount?: boolean }).podInfoOnMount).toBe(true);
   });
 
   it('rotates mounted secrets and dials the provider socket where the injector creates it', async () => {
