@@ -1,0 +1,76 @@
+// Two operator replicas (in one process, each with its own identity, clients and metrics) share a Lease: only the
+// leader acts, and when it stops, the other takes over.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NosanaSecretBindingSpec } from '../../operator/api/v1alpha1.js';
+import type { KubeClients } from '../../operator/kube/clients.js';
+import {
+  applyCrd, bindingObject, clients, createBinding, createNamespace, createNodeCredentials, grant, kubeConfig,
+  sample, scrape, startSecretsWorld, startTestOperator, waitFor, waitForReady, type SecretsWorld, type TestOperator,
+} from './cluster.js';
+
+let kube: KubeClients;
+let namespace: string;
+let world: SecretsWorld;
+let replicas: TestOperator[] = [];
+/** Set when both replicas ever said they led at the same moment. */
+let bothLed = false;
+let watcher: NodeJS.Timeout | undefined;
+
+function spec(job: string, key: string): NosanaSecretBindingSpec {
+  return { job, owner: world.owner.address, nodeCredentialsRef: { name: 'node-key' }, secrets: [{ key, env: 'TOKEN' }] };
+}
+
+beforeAll(async () => {
+  const kc = kubeConfig();
+  await applyCrd(kc);
+  kube = clients(kc);
+  namespace = await createNamespace(kube, 'nsb-lead');
+  world = await startSecretsWorld();
+  await createNodeCredentials(kube, namespace, 'node-key', world.node);
+  replicas = [
+    await startTestOperator(kubeConfig(), namespace, world.server.url, { POD_NAME: 'replica-a' }),
+    await startTestOperator(kubeConfig(), namespace, world.server.url, { POD_NAME: 'replica-b' }),
+  ];
+  watcher = setInterval(() => {
+    if (replicas.filter((r) => r.isLeader()).length > 1) bothLed = true;
+  }, 20);
+});
+
+afterAll(async () => {
+  clearInterval(watcher);
+  await Promise.all(replicas.map((r) => r.close()));
+  await world?.close();
+  kube?.close();
+});
+
+describe('two operator replicas', () => {
+  it('elect one leader, and only the leader reconciles', async () => {
+    const leader = await waitFor('a leader', async () => replicas.find((r) => r.isLeader()));
+    const standby = replicas.find((r) => r !== leader)!;
+    await grant(world, 'job-one', { 'one/token': 'v1' });
+    await createBinding(kube, bindingObject(namespace, 'one', spec('job-one', 'one/token')));
+    await waitForReady(kube, namespace, 'one', 'True', 'SecretsResolved');
+
+    expect(await leader.reconcileCount()).toBeGreaterThan(0);
+    expect(await standby.reconcileCount()).toBe(0);
+    expect(standby.isLeader()).toBe(false);
+    const lease = await kube.coordination.readNamespacedLease({ namespace, name: 'nosana-secrets-operator' });
+    expect(lease.spec?.holderIdentity).toBe(leader.config.identity);
+    expect(sample(await scrape(standby.metricsPort), 'nosana_secrets_operator_leader')).toBe(0);
+    expect(sample(await scrape(leader.metricsPort), 'nosana_secrets_operator_leader')).toBe(1);
+  });
+
+  it('hand over when the leader stops: the other replica takes the lease and acts', async () => {
+    const leader = replicas.find((r) => r.isLeader())!;
+    const standby = replicas.find((r) => r !== leader)!;
+    await leader.close();
+    replicas = [standby];
+
+    await waitFor('the standby to lead', async () => standby.isLeader(), 15_000);
+    await grant(world, 'job-two', { 'two/token': 'v2' });
+    await createBinding(kube, bindingObject(namespace, 'two', spec('job-two', 'two/token')));
+    await waitForReady(kube, namespace, 'two', 'True', 'SecretsResolved');
+    expect(await standby.reconcileCount()).toBeGreaterThan(0);
+    expect(bothLed).toBe(false);
+  });
+});
