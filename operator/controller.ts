@@ -4,7 +4,7 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import type { Logger } from '../common/log.js';
 import {
-  FINALIZER, GROUP, MANAGED_BY, MANAGED_BY_LABEL, PLURAL, readyCondition, Reason, VERSION, type NosanaSecretBinding,
+  GROUP, MANAGED_BY, MANAGED_BY_LABEL, PLURAL, readyCondition, Reason, VERSION, type NosanaSecretBinding,
 } from './api/v1alpha1.js';
 import type { EventRecorder } from './events.js';
 import { messageOf, type KubeClients } from './kube/clients.js';
@@ -12,6 +12,7 @@ import { ResilientInformer } from './kube/informer.js';
 import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconcile/binding.js';
+import { DELETED, OwnWrites } from './reconcile/own-writes.js';
 import type { NodeSessions } from './reconcile/sessions.js';
 
 export interface ControllerOptions {
@@ -37,8 +38,7 @@ export class Controller {
   private readonly reconciler: Reconciler;
   /** What of each binding, when it changes, calls for a reconcile (status-only updates do not). */
   private readonly seen = new Map<string, string>();
-  /** The resourceVersion of our own last write to each env Secret ('' for a delete), to ignore its echo. */
-  private readonly ownWrites = new Map<string, string>();
+  private readonly ownWrites = new OwnWrites((bindingKey) => this.queue.add(bindingKey));
   private workers: Promise<void>[] = [];
 
   constructor(private readonly options: ControllerOptions) {
@@ -67,7 +67,7 @@ export class Controller {
     this.reconciler = new Reconciler({
       kube, secrets: this.secrets.cache, sessions: options.sessions, events: options.events,
       defaultEndpoint: options.defaultEndpoint, log,
-      onSecretWritten: (ns, name, resourceVersion) => this.ownWrites.set(keyOf(ns, name), resourceVersion ?? ''),
+      ownWrites: this.ownWrites,
     });
 
     this.bindings.on('add', (binding) => this.onBinding(binding));
@@ -106,7 +106,8 @@ export class Controller {
   private onBinding(binding: NosanaSecretBinding): void {
     const { metadata } = binding;
     const key = keyOf(metadata.namespace, metadata.name);
-    const fingerprint = `${metadata.generation}|${metadata.deletionTimestamp ?? ''}|${(metadata.finalizers ?? []).includes(FINALIZER)}`;
+    // Our own status and finalizer writes leave the generation alone, so they cause no reconcile.
+    const fingerprint = `${metadata.generation}|${metadata.deletionTimestamp ?? ''}`;
     if (this.seen.get(key) === fingerprint) return;
     this.seen.set(key, fingerprint);
     this.queue.add(key);
@@ -115,12 +116,7 @@ export class Controller {
   /** An env Secret changed: unless it was our own write, reconcile its binding (someone edited or deleted it). */
   private onSecret(secret: V1Secret, deleted: boolean): void {
     const { namespace, name, resourceVersion, ownerReferences } = secret.metadata ?? {};
-    const secretKey = keyOf(namespace, name);
-    const own = this.ownWrites.get(secretKey);
-    if (own !== undefined && own === (deleted ? '' : resourceVersion)) {
-      this.ownWrites.delete(secretKey);
-      return;
-    }
+    if (this.ownWrites.isOwn(keyOf(namespace, name), deleted ? DELETED : resourceVersion ?? '')) return;
     const owner = ownerReferences?.find((ref) => ref.controller === true && ref.kind === 'NosanaSecretBinding');
     if (owner) this.queue.add(keyOf(namespace, owner.name));
   }
@@ -154,6 +150,7 @@ export class Controller {
         log.warn({ namespace, binding: name, err: messageOf(error), retryInMs: Math.round(delay) }, 'reconcile failed');
       } finally {
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+        log.debug({ namespace, binding: name, result, ms: Math.round(seconds * 1000) }, 'reconciled');
         metrics.reconciles.inc({ result });
         metrics.reconcileDuration.observe({ result }, seconds);
         this.queue.done(key);

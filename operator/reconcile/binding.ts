@@ -15,6 +15,7 @@ import {
 import type { EventRecorder } from '../events.js';
 import { messageOf, statusOf, type KubeClients } from '../kube/clients.js';
 import { envData, envSecretPatch, isControlledBy, newEnvSecret } from './env-secret.js';
+import { DELETED, type OwnWrites } from './own-writes.js';
 import type { NodeSessions } from './sessions.js';
 import { buildReadyCondition, isTransition, sameStatus } from './status.js';
 
@@ -36,8 +37,8 @@ export interface ReconcilerOptions {
   events: EventRecorder;
   defaultEndpoint: string;
   log: Logger;
-  /** Told about every write to an env Secret, so the watch event it causes is not taken for someone else's change. */
-  onSecretWritten: (namespace: string, name: string, resourceVersion: string | undefined) => void;
+  /** Every write to an env Secret goes through it, so its watch echo is not taken for someone else's change. */
+  ownWrites: OwnWrites;
 }
 
 /** A failure with its Ready reason; the message is safe to show (names keys and objects, never values). */
@@ -235,8 +236,7 @@ export class Reconciler {
     let existing = this.options.secrets.get(name, namespace);
     if (!existing) {
       try {
-        const created = await core.createNamespacedSecret({ namespace, body: newEnvSecret(binding, name, data) });
-        this.options.onSecretWritten(namespace, name, created.metadata?.resourceVersion);
+        await this.trackWrite(binding, name, () => core.createNamespacedSecret({ namespace, body: newEnvSecret(binding, name, data) }));
         return 'created';
       } catch (error) {
         if (statusOf(error) !== 409) throw error;
@@ -249,8 +249,7 @@ export class Reconciler {
     }
     const patch = envSecretPatch(existing, binding, data);
     if (!patch) return 'unchanged';
-    const patched = await core.patchNamespacedSecret({ name, namespace, body: patch });
-    this.options.onSecretWritten(namespace, name, patched.metadata?.resourceVersion);
+    await this.trackWrite(binding, name, () => core.patchNamespacedSecret({ name, namespace, body: patch }));
     return 'updated';
   }
 
@@ -262,14 +261,21 @@ export class Reconciler {
     for (const secret of owned) {
       const name = secret.metadata!.name!;
       try {
-        this.options.onSecretWritten(namespace, name, undefined);
-        await this.options.kube.core.deleteNamespacedSecret({ name, namespace, body: { preconditions: { uid: secret.metadata?.uid } } });
+        await this.options.ownWrites.track(`${namespace}/${name}`, `${namespace}/${binding.metadata.name}`,
+          () => this.options.kube.core.deleteNamespacedSecret({ name, namespace, body: { preconditions: { uid: secret.metadata?.uid } } }),
+          () => DELETED);
         deleted.push(name);
       } catch (error) {
         if (statusOf(error) !== 404) throw error;
       }
     }
     return deleted;
+  }
+
+  private trackWrite(binding: NosanaSecretBinding, name: string, write: () => Promise<V1Secret>): Promise<V1Secret> {
+    const namespace = binding.metadata.namespace;
+    return this.options.ownWrites.track(`${namespace}/${name}`, `${namespace}/${binding.metadata.name}`, write,
+      (secret) => secret.metadata?.resourceVersion);
   }
 
   private async addFinalizer(binding: NosanaSecretBinding): Promise<void> {
