@@ -39,7 +39,7 @@ export interface MountParameters {
   /** As written in the attributes; undefined means the injector's default endpoint. */
   endpoint?: string;
   job: string;
-  objects: RequestedObject[];
+  objects: readonly RequestedObject[];
   /** The key inside the nodePublishSecretRef data that holds the node keypair; undefined means the node-wide key. */
   nodeKeySecret?: string;
 }
@@ -76,7 +76,21 @@ function parseMode(value: unknown, where: string): number {
   return parseInt(value, 8);
 }
 
-export function parseObjects(text: string | undefined, defaultMode: number): RequestedObject[] {
+// Rotation polls send the same class again and again: parse each distinct `objects` text once.
+const parsedObjects = new Map<string, readonly RequestedObject[]>();
+const PARSED_OBJECTS_LIMIT = 1000;
+
+export function parseObjects(text: string | undefined, defaultMode: number): readonly RequestedObject[] {
+  const cacheKey = `${defaultMode}\0${text}`;
+  const cached = parsedObjects.get(cacheKey);
+  if (cached) return cached;
+  const objects = Object.freeze(parseObjectsText(text, defaultMode).map((o) => Object.freeze(o)));
+  if (parsedObjects.size >= PARSED_OBJECTS_LIMIT) parsedObjects.clear();
+  parsedObjects.set(cacheKey, objects);
+  return objects;
+}
+
+function parseObjectsText(text: string | undefined, defaultMode: number): RequestedObject[] {
   if (text === undefined || text.trim() === '') {
     throw bad('parameter "objects" is missing: list the keys to mount, e.g. objects: "- key: openai/api-key"');
   }
