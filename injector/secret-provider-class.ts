@@ -2,7 +2,7 @@
 //
 // The driver builds `attributes` in NodePublishVolume (pkg/secrets-store/nodeserver.go) as: start from the
 // SecretProviderClass `spec.parameters`, then copy EVERY volume attribute the kubelet sent over it
-// (`for k, v := range attrib { parameters[k] = v }`). The kubelet's attributes are the pod's own `volumeAttributes`
+// (`maps.Copy(parameters, attrib)` in v1.6; a `for k, v := range attrib` loop before). The kubelet's attributes are the pod's own `volumeAttributes`
 // with the `csi.storage.k8s.io/pod.*` and `serviceAccount.*` keys merged in last (so those cannot be forged by the
 // pod). So in the merged map a pod's `job: other-job` silently wins over the class's `job`, and the two cannot be
 // told apart by looking at the map. Nodes hold one node key for every job they run, so a pod that could pick its job
