@@ -52,21 +52,30 @@ async function startServer(): Promise<{ url: string; pid: number; stop: () => vo
 
 interface Figures { rps: number; p50: number; p99: number; errors: number }
 
-async function load(options: autocannon.Options): Promise<Figures> {
+async function load(name: string, options: autocannon.Options): Promise<Figures> {
+  process.stderr.write(`measuring ${name}...\n`);
   const result = await autocannon({ connections, duration: seconds, ...options });
   const non2xx = result.non2xx + result.errors;
   return { rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: non2xx };
 }
 
-/** Signed login bodies from fresh ed25519 keys (node:crypto: fast enough to make tens of thousands). */
+/**
+ * Signed login bodies, each signature used once: a few hundred keys (node:crypto) each signing every second of the
+ * accepted window (50 s back to 8 s ahead), so they stay valid for the whole login measurement.
+ */
 function loginBodies(count: number): string[] {
-  const timestamp = Math.floor(Date.now() / 1000);
-  const message = Buffer.from(loginMessage(timestamp));
-  return Array.from({ length: count }, () => {
+  const now = Math.floor(Date.now() / 1000);
+  const timestamps = Array.from({ length: 59 }, (_, i) => now - 50 + i);
+  const bodies: string[] = [];
+  while (bodies.length < count) {
     const { publicKey, privateKey } = generateKeyPairSync('ed25519');
-    const raw = Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url');
-    return JSON.stringify({ address: bs58.encode(raw), signature: bs58.encode(sign(null, message, privateKey)), timestamp });
-  });
+    const address = bs58.encode(Buffer.from(publicKey.export({ format: 'jwk' }).x!, 'base64url'));
+    for (const timestamp of timestamps) {
+      const signature = bs58.encode(sign(null, Buffer.from(loginMessage(timestamp)), privateKey));
+      bodies.push(JSON.stringify({ address, signature, timestamp }));
+    }
+  }
+  return bodies;
 }
 
 const server = await startServer();
@@ -76,6 +85,7 @@ const { token } = await client.login(owner);
 console.log(`storage: ${storage.replace(/:[^:@/]*@/, ':***@')}`);
 console.log(`RSS at start: ${rssMb(server.pid).toFixed(0)} MB`);
 
+process.stderr.write(`storing ${secretCount} secrets...\n`);
 // Writes: 100,000 secrets in batches of 1,000 through POST /secrets.
 const writeStart = performance.now();
 for (let i = 0; i < secretCount; i += 1000) {
@@ -89,18 +99,19 @@ for (let i = 0; i < secretCount; i += 1000) {
 const writesPerSecond = secretCount / ((performance.now() - writeStart) / 1000);
 const rssLoaded = rssMb(server.pid);
 
-const baseline = await load({ url: `${server.url}/health` });
+const baseline = await load('baseline', { url: `${server.url}/health` });
 let next = 0;
-const reads = await load({
+const reads = await load('reads', {
   url: server.url,
   requests: [{
     method: 'GET',
     setupRequest: (request) => ({ ...request, path: `/secrets/KEY_${(next++ * 7919) % secretCount}`, headers: { authorization: `Bearer ${token}` } }),
   }],
 });
+process.stderr.write('signing login messages...\n');
 const bodies = loginBodies(Math.ceil(seconds * 8000));
 let used = 0;
-const logins = await load({
+const logins = await load('logins', {
   url: server.url,
   requests: [{
     method: 'POST',
@@ -108,6 +119,8 @@ const logins = await load({
   }],
 });
 const rssAfter = rssMb(server.pid);
+const metricsText = await (await fetch(`${server.url}/metrics`)).text();
+const gauge = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metricsText)?.[1] ?? NaN) / 1024 / 1024;
 server.stop();
 
 const row = (name: string, f: Figures) =>
@@ -117,5 +130,6 @@ console.log(row('baseline GET /health', baseline));
 console.log(row('reads GET /secrets/:key', reads));
 console.log(row('logins POST /login', logins));
 console.log(`writes (batches of 1,000)     ${writesPerSecond.toFixed(0).padStart(8)}/s`);
-console.log(`RSS after storing ${secretCount}: ${rssLoaded.toFixed(0)} MB; after the load: ${rssAfter.toFixed(0)} MB`);
+console.log(`RSS after storing ${secretCount}: ${rssLoaded.toFixed(0)} MB; after the load: ${rssAfter.toFixed(0)} MB ` +
+  `(V8 heap ${gauge('nosana_secrets_nodejs_heap_size_total_bytes').toFixed(0)} MB, external ${gauge('nosana_secrets_nodejs_external_memory_bytes').toFixed(0)} MB)`);
 if (used > bodies.length) console.log(`note: ${used - bodies.length} login requests reused a signature (refused as replays)`);

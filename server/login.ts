@@ -1,9 +1,10 @@
 // POST /login: the signed-message login of owners and nodes. The signature of `nosana_secret_<timestamp>` is
 // verified with node:crypto's ed25519 (native, much faster than pure JS); the timestamp must be recent; a signature
 // is accepted once only (the replay cache lives in storage, so it holds across restarts and replicas).
-import { createHash, createPublicKey, verify } from 'node:crypto';
+import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import bs58 from 'bs58';
 import type { FastifyInstance } from 'fastify';
+import { LRUCache } from 'lru-cache';
 import { loginMessage } from '../common/login.js';
 import { ADDRESS_PATTERN, decodeAddress, JOB_MAX_LENGTH, JOB_PATTERN } from '../common/names.js';
 import type { ServerContext } from './context.js';
@@ -20,9 +21,22 @@ export interface LoginBody {
   job?: string;
 }
 
+// Nodes and owners log in again and again with the same key: parsing it once saves a good part of each login.
+const publicKeys = new LRUCache<string, KeyObject>({ max: 10_000 });
+
+function publicKeyOf(address: string): KeyObject {
+  let key = publicKeys.get(address);
+  if (!key) {
+    const raw = decodeAddress(address);
+    if (!raw) throw validation('address must be a base58 ed25519 public key of 32 bytes');
+    key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
+    publicKeys.set(address, key);
+  }
+  return key;
+}
+
 export function verifySignature(address: string, signature: string, message: string): boolean {
-  const publicKey = decodeAddress(address);
-  if (!publicKey) throw validation('address must be a base58 ed25519 public key of 32 bytes');
+  const key = publicKeyOf(address);
   let signatureBytes: Uint8Array;
   try {
     signatureBytes = bs58.decode(signature);
@@ -30,7 +44,6 @@ export function verifySignature(address: string, signature: string, message: str
     throw validation('signature must be base58');
   }
   if (signatureBytes.length !== 64) throw validation('signature must be 64 bytes of base58');
-  const key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, publicKey]), format: 'der', type: 'spki' });
   return verify(null, Buffer.from(message), key, signatureBytes);
 }
 

@@ -1,6 +1,7 @@
 // Short-lived JWTs (HS256, jose). Every verification checks issuer, audience, algorithm, subject, scope and expiry.
 // A job token names the job and the owner whose secrets it reads; which keys it may read is looked up again on every
 // request, so a revoked grant takes effect at once rather than when the token expires.
+import { createSecretKey, type KeyObject } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { forbidden } from './errors.js';
@@ -18,8 +19,12 @@ const VERIFIED_CACHE_ENTRIES = 10_000;
 
 export class Tokens {
   private readonly verified = new LRUCache<string, Principal>({ max: VERIFIED_CACHE_ENTRIES });
+  // A KeyObject made once: given raw bytes, jose would import the HMAC key again on every sign and verify.
+  private readonly secret: KeyObject;
 
-  constructor(private readonly secret: Uint8Array, readonly ttlSeconds: number) {}
+  constructor(secret: Uint8Array, readonly ttlSeconds: number) {
+    this.secret = createSecretKey(secret);
+  }
 
   async issue(principal: Principal): Promise<{ token: string; expiresAt: Date }> {
     const now = Math.floor(Date.now() / 1000);

@@ -1,12 +1,8 @@
 // Chooses the backend from STORAGE_CONNECTION's URL scheme. Messages name the scheme and the problem, and never the
-// password, since start-up errors end up in logs.
+// password, since start-up errors end up in logs. Only the chosen backend's module (and its driver) is loaded: the
+// others would cost start-up time and resident memory for nothing.
 import { resolve } from 'node:path';
 import { StorageConfigError, type Storage } from './contract.js';
-import { MongoStorage } from './mongodb.js';
-import { MysqlStorage } from './mysql.js';
-import { PostgresStorage } from './postgresql.js';
-import { RedisStorage } from './redis.js';
-import { SqliteStorage } from './sqlite.js';
 
 export const DEFAULT_STORAGE_CONNECTION = 'sqlite://db.sqlite';
 export const SUPPORTED_SCHEMES = ['sqlite', 'mongodb', 'postgresql', 'mysql', 'redis'] as const;
@@ -29,19 +25,20 @@ export async function openStorage(connection: string): Promise<Storage> {
   switch (scheme) {
     case 'sqlite': {
       if (rest === '') throw new StorageConfigError('STORAGE_CONNECTION sqlite:// needs a file path, e.g. sqlite://db.sqlite');
+      const { SqliteStorage } = await import('./sqlite.js');
       return new SqliteStorage(rest === ':memory:' ? rest : resolve(rest));
     }
     case 'postgresql':
     case 'postgres':
-      return new PostgresStorage(connection);
+      return new (await import('./postgresql.js')).PostgresStorage(connection);
     case 'mysql':
-      return new MysqlStorage(connection);
+      return new (await import('./mysql.js')).MysqlStorage(connection);
     case 'redis':
     case 'rediss':
-      return new RedisStorage(connection);
+      return new (await import('./redis.js')).RedisStorage(connection);
     case 'mongodb':
     case 'mongodb+srv':
-      return new MongoStorage(connection);
+      return new (await import('./mongodb.js')).MongoStorage(connection);
     default:
       throw new StorageConfigError(
         `STORAGE_CONNECTION scheme "${scheme}" is not supported: use one of ${SUPPORTED_SCHEMES.join(', ')}`,
