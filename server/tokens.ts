@@ -1,7 +1,6 @@
 // Short-lived JWTs (HS256, jose). Every verification checks issuer, audience, algorithm, subject, scope and expiry.
 // A job token names the job and the owner whose secrets it reads; which keys it may read is looked up again on every
 // request, so a revoked grant takes effect at once rather than when the token expires.
-import { createSecretKey, type KeyObject } from 'node:crypto';
 import { errors, jwtVerify, SignJWT } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { forbidden } from './errors.js';
@@ -19,11 +18,11 @@ const VERIFIED_CACHE_ENTRIES = 10_000;
 
 export class Tokens {
   private readonly verified = new LRUCache<string, Principal>({ max: VERIFIED_CACHE_ENTRIES });
-  // A KeyObject made once: given raw bytes, jose would import the HMAC key again on every sign and verify.
-  private readonly secret: KeyObject;
+  // A WebCrypto key imported once: given raw bytes or a KeyObject, jose converts it again on every sign and verify.
+  private readonly secret: Promise<CryptoKey>;
 
   constructor(secret: Uint8Array, readonly ttlSeconds: number) {
-    this.secret = createSecretKey(secret);
+    this.secret = crypto.subtle.importKey('raw', new Uint8Array(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
   }
 
   async issue(principal: Principal): Promise<{ token: string; expiresAt: Date }> {
@@ -40,7 +39,7 @@ export class Tokens {
       .setSubject(principal.address)
       .setIssuedAt(now)
       .setExpirationTime(now + this.ttlSeconds)
-      .sign(this.secret);
+      .sign(await this.secret);
     return { token, expiresAt: new Date((now + this.ttlSeconds) * 1000) };
   }
 
@@ -51,7 +50,7 @@ export class Tokens {
   private async verifySignature(token: string): Promise<Principal> {
     let payload;
     try {
-      ({ payload } = await jwtVerify(token, this.secret, {
+      ({ payload } = await jwtVerify(token, await this.secret, {
         issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'], requiredClaims: ['sub', 'exp', 'iat'],
       }));
     } catch (error) {
