@@ -48,16 +48,17 @@ async function applyPodStatusCrd(crdDir: string): Promise<void> {
 
 function unary<T>(method: string, request: object): Promise<T> {
   return new Promise((resolve, reject) => {
-    (node[method] as (req: object, cb: (error: grpc.ServiceError | null, response: T) => void) => void)
-      .call(node, request, (error, response) => (error ? reject(error) : resolve(response)));
+    (node[method] as (req: object, options: grpc.CallOptions, cb: (error: grpc.ServiceError | null, response: T) => void) => void)
+      .call(node, request, { deadline: Date.now() + 15_000 }, (error, response) => (error ? reject(error) : resolve(response)));
   });
 }
 
 /** The NodePublishVolume the kubelet sends for an inline CSI volume (podInfoOnMount, read-only, ephemeral). */
 async function publish(pod: Pod, secretProviderClass: string, podAttributes: Record<string, string> = {}): Promise<string> {
   const targetPath = join(workDir, 'pods', pod.uid, 'volumes', 'kubernetes.io~csi', 'secrets', 'mount');
-  mkdirSync(targetPath, { recursive: true });
-  mounted.push(targetPath);
+  // Since Kubernetes 1.20 the kubelet creates only the parent; the driver creates the target directory itself.
+  mkdirSync(dirname(targetPath), { recursive: true });
+  if (!mounted.includes(targetPath)) mounted.push(targetPath);
   await unary('NodePublishVolume', {
     volume_id: `csi-${pod.uid}`,
     target_path: targetPath,
@@ -99,6 +100,9 @@ beforeAll(async () => {
   driver = spawn(binary, [
     `--endpoint=unix://${csiSocket}`, `--nodeid=${NODE_ID}`, `--provider-volume=${world.socketDir}`,
     `--additional-provider-volume-paths=${world.socketDir}`, '--metrics-addr=0', '-v=2',
+    // Rotation as the chart's driver values turn it on: the kubelet re-sends NodePublishVolume (requiresRepublish).
+    // The driver skips a republish within the poll interval of the last write; keep it short for the test.
+    '--enable-secret-rotation=true', '--rotation-poll-interval=300ms',
   ], { env: process.env, stdio: ['ignore', 'pipe', 'pipe'] });
   const ready = new Promise<void>((resolve, reject) => {
     const onData = (chunk: Buffer) => {
@@ -109,7 +113,8 @@ beforeAll(async () => {
     driver.stderr!.on('data', onData);
     driver.once('exit', (code) => reject(new Error(`the CSI driver exited (${code}):\n${driverLog.slice(-3000)}`)));
   });
-  await ready;
+  const tooSlow = setTimeout(() => driver.kill('SIGKILL'), 60_000); // fails the wait above with the driver's log
+  await ready.finally(() => clearTimeout(tooSlow));
 
   const definition = protoLoader.loadSync(csiProtoPath(crdDir), { keepCase: true, longs: String, enums: String, defaults: true, oneofs: true });
   const csi = (grpc.loadPackageDefinition(definition).csi as grpc.GrpcObject).v1 as grpc.GrpcObject;
@@ -122,8 +127,11 @@ afterAll(async () => {
   }
   node?.close();
   if (driver && driver.exitCode === null) {
+    const exited = once(driver, 'exit');
     driver.kill('SIGTERM');
-    await once(driver, 'exit');
+    const force = setTimeout(() => driver.kill('SIGKILL'), 5_000); // its manager may wait on API watches
+    await exited;
+    clearTimeout(force);
   }
   await world?.close();
 });
@@ -134,6 +142,22 @@ describe('the real Secrets Store CSI driver calling the injector', () => {
     const targetPath = await publish(pod, 'csi-job');
     expect(readFileSync(join(targetPath, 'openai-key'), 'utf8')).toBe(apiKey);
     expect(statSync(join(targetPath, 'openai-key')).mode & 0o777).toBe(0o440);
+  });
+
+  it('rewrites the file with the new value when the kubelet republishes the volume after a change', async () => {
+    const pod = await createPod('csi-rotating');
+    const targetPath = await publish(pod, 'csi-job');
+    const rotated = secretValue('csi-rotated');
+    await world.put('openai/api-key', rotated);
+    // The kubelet republishes periodically; the driver only acts once its poll interval has passed since the last
+    // write, so republish as the kubelet would until the file changes.
+    const end = Date.now() + 10_000;
+    while (readFileSync(join(targetPath, 'openai-key'), 'utf8') !== rotated && Date.now() < end) {
+      await publish(pod, 'csi-job');
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(readFileSync(join(targetPath, 'openai-key'), 'utf8')).toBe(rotated);
+    expect(driverLog).not.toContain(rotated);
   });
 
   it('fails the volume, with the injector\'s ParameterOverride code, when the pod\'s attributes name another job', async () => {
