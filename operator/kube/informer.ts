@@ -2,7 +2,7 @@
 // error; this restarts it with exponential backoff and jitter. A restart resumes the watch from the last
 // resourceVersion it saw, so no event is lost and nothing is replayed (the server answers 410 Gone when that version
 // is too old, and the informer then lists again, reporting only what changed).
-import { makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache } from '@kubernetes/client-node';
+import { makeInformer, type Informer, type KubeConfig, type KubernetesObject, type ObjectCache, type V1ManagedFieldsEntry } from '@kubernetes/client-node';
 import type { Logger } from '../../common/log.js';
 
 const FIRST_RETRY_MS = 500;
@@ -10,7 +10,7 @@ const MAX_RETRY_MS = 30_000;
 
 /** Any object the API serves. (Custom resources read as raw JSON, so their timestamps are strings, not Dates.) */
 export interface WatchedObject {
-  metadata?: { name?: string; namespace?: string; resourceVersion?: string };
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string; managedFields?: V1ManagedFieldsEntry[] };
 }
 
 export interface InformerOptions<T extends WatchedObject> {
@@ -42,6 +42,11 @@ export class ResilientInformer<T extends WatchedObject> {
     this.cache = this.informer;
     this.log = options.log.child({ watch: options.path });
     this.informer.on('error', (error: unknown) => this.onError(error));
+    // The cache holds the very objects the callbacks get. managedFields is often the larger part of an object and the
+    // operator never reads it: dropping it (first, before other callbacks) keeps thousands of objects small.
+    const slim = (object: T) => { if (object.metadata) delete object.metadata.managedFields; };
+    this.informer.on('add', slim);
+    this.informer.on('update', slim);
   }
 
   on(verb: 'add' | 'update' | 'delete', callback: (object: T) => void): void {

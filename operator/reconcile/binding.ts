@@ -16,7 +16,7 @@ import type { EventRecorder } from '../events.js';
 import { messageOf, statusOf, type KubeClients } from '../kube/clients.js';
 import { envData, envSecretPatch, isControlledBy, newEnvSecret } from './env-secret.js';
 import { DELETED, type OwnWrites } from './own-writes.js';
-import type { NodeSessions } from './sessions.js';
+import { OwnerMismatchError, type NodeSessions } from './sessions.js';
 import { buildReadyCondition, isTransition, sameStatus } from './status.js';
 
 export interface Outcome {
@@ -48,7 +48,15 @@ class BindingProblem extends Error {
   }
 }
 
+/**
+ * How long a node keypair read from its Secret is used before it is read again: many bindings share one node key,
+ * and a replaced key takes effect within this time.
+ */
+const CREDENTIALS_CACHE_MS = 30_000;
+
 export class Reconciler {
+  private readonly credentials = new Map<string, { keypair: Keypair; readAt: number }>();
+
   constructor(private readonly options: ReconcilerOptions) {}
 
   async reconcile(binding: NosanaSecretBinding): Promise<Outcome> {
@@ -186,6 +194,9 @@ export class Reconciler {
   private async nodeKeypair(binding: NosanaSecretBinding): Promise<Keypair> {
     const { name, key = DEFAULT_CREDENTIALS_KEY } = binding.spec.nodeCredentialsRef;
     const namespace = binding.metadata.namespace;
+    const id = `${namespace}/${name}/${key}`;
+    const cached = this.credentials.get(id);
+    if (cached && Date.now() - cached.readAt < CREDENTIALS_CACHE_MS) return cached.keypair;
     let secret: V1Secret;
     try {
       secret = await this.options.kube.core.readNamespacedSecret({ name, namespace });
@@ -199,11 +210,14 @@ export class Reconciler {
     if (encoded === undefined) {
       throw new BindingProblem(Reason.CredentialsNotFound, `node credentials Secret ${namespace}/${name} has no key ${key}: put the node's keypair there or set nodeCredentialsRef.key`);
     }
+    let keypair: Keypair;
     try {
-      return parseKeypairFile(Buffer.from(encoded, 'base64').toString('utf8'), `node credentials Secret ${namespace}/${name} key ${key}`);
+      keypair = parseKeypairFile(Buffer.from(encoded, 'base64').toString('utf8'), `node credentials Secret ${namespace}/${name} key ${key}`);
     } catch (error) {
       throw new BindingProblem(Reason.InvalidCredentials, (error as Error).message);
     }
+    this.credentials.set(id, { keypair, readAt: Date.now() });
+    return keypair;
   }
 
   /** Every key of the binding, read with the job's token. */
@@ -211,15 +225,12 @@ export class Reconciler {
     const endpoint = binding.spec.endpoint ?? this.options.defaultEndpoint;
     const { job, owner } = binding.spec;
     try {
-      const session = await this.options.sessions.jobSession(endpoint, keypair, job);
-      if (session.owner !== owner) {
-        throw new BindingProblem(Reason.AccessDenied, `job ${job} is granted to node ${keypair.address} by ${session.owner}, not by spec.owner ${owner}`);
-      }
       const keys = [...new Set(binding.spec.secrets.map((s) => s.key))];
-      const { secrets } = await this.options.sessions.client(endpoint).readSecrets(session.token, keys);
-      return secrets;
+      return await this.options.sessions.readJobSecrets(endpoint, keypair, job, owner, keys);
     } catch (error) {
-      if (error instanceof BindingProblem) throw error;
+      if (error instanceof OwnerMismatchError) {
+        throw new BindingProblem(Reason.AccessDenied, `job ${job} is granted to node ${keypair.address} by ${error.grantedBy}, not by spec.owner ${owner}`);
+      }
       if (error instanceof ServerUnreachableError) throw new BindingProblem(Reason.ServerUnreachable, error.message);
       if (error instanceof ApiError) {
         if (error.status === 403 || error.status === 409) throw new BindingProblem(Reason.AccessDenied, `${endpoint}: ${error.message}`);

@@ -1,32 +1,66 @@
 // The node's sessions with secrets servers. A login signature is single-use and ed25519 signs the same second
 // identically, so a node key logs in once per server and keeps that owner token until shortly before it expires;
-// every binding then exchanges it for its job's read-only token, without signing again. Concurrent reconciles share
-// one login in flight.
+// each job's read-only token is then got by exchanging it, without signing again, and kept too. Keeping a job token
+// is safe: the server looks the grant up again on every read, so a revoked grant stops the very next read.
+// Concurrent reconciles share one login in flight.
 import { decodeJwt } from 'jose';
-import { ApiError, SecretsClient } from '../../common/client.js';
+import { ApiError, SecretsClient, type SecretValue } from '../../common/client.js';
 import type { Keypair } from '../../common/login.js';
 
-/** Log in again when the owner token has less than this left. */
+/** Get a new token when the one held has less than this left. */
 const RENEW_BEFORE_MS = 60_000;
 
-interface Session {
+interface Token {
   token: string;
   expiresAtMs: number;
 }
 
-export interface JobSession {
-  token: string;
-  /** The owner whose secrets the job token reads (from the grant). */
-  owner: string;
+interface Held {
+  pending: Promise<Token>;
+  token?: Token;
+}
+
+/** The job is granted to the node by another owner than the binding names: nothing was read. */
+export class OwnerMismatchError extends Error {
+  constructor(readonly grantedBy: string) {
+    super(`granted by ${grantedBy}`);
+  }
 }
 
 export class NodeSessions {
   private readonly clients = new Map<string, SecretsClient>();
-  private readonly sessions = new Map<string, { login: Promise<Session>; session?: Session }>();
+  /** Owner tokens by endpoint|node, job tokens by endpoint|node|job. */
+  private readonly tokens = new Map<string, Held>();
 
   constructor(private readonly timeoutMs = 10_000) {}
 
-  client(endpoint: string): SecretsClient {
+  /**
+   * Reads `owner`'s `keys` as the job's reader `keypair`. Throws OwnerMismatchError before reading when the grant
+   * is another owner's, the server's ApiError (403 no grant or key not granted, 404 no such key), or
+   * ServerUnreachableError.
+   */
+  async readJobSecrets(endpoint: string, keypair: Keypair, job: string, owner: string, keys: string[]): Promise<Record<string, SecretValue>> {
+    const client = this.client(endpoint);
+    for (let attempt = 1; ; attempt++) {
+      const jobToken = await this.jobToken(endpoint, keypair, job);
+      const grantedBy = decodeJwt(jobToken.token).owner;
+      if (grantedBy !== owner) {
+        if (attempt > 1) throw new OwnerMismatchError(String(grantedBy));
+        this.tokens.delete(`${endpoint}|${keypair.address}|${job}`); // the grant may have moved since: ask again
+        continue;
+      }
+      try {
+        return (await client.readSecrets(jobToken.token, keys)).secrets;
+      } catch (error) {
+        // The server restarted with a new signing key, a token expired early, or the grant moved: start afresh once.
+        if (attempt > 1 || !isStaleToken(error)) throw error;
+        this.tokens.delete(`${endpoint}|${keypair.address}`);
+        this.tokens.delete(`${endpoint}|${keypair.address}|${job}`);
+      }
+    }
+  }
+
+  private client(endpoint: string): SecretsClient {
     let client = this.clients.get(endpoint);
     if (!client) {
       client = new SecretsClient({ endpoint, timeoutMs: this.timeoutMs });
@@ -35,47 +69,47 @@ export class NodeSessions {
     return client;
   }
 
-  /** The read-only token of `job` for the node `keypair`; throws the server's ApiError when there is no grant. */
-  async jobSession(endpoint: string, keypair: Keypair, job: string): Promise<JobSession> {
-    const client = this.client(endpoint);
-    let session = await this.session(endpoint, keypair);
-    let answer;
-    try {
-      answer = await client.jobToken(session.token, job);
-    } catch (error) {
-      // The server may have restarted with a new signing key, or the token may have expired early: log in once more.
-      if (!(error instanceof ApiError && error.status === 403 && /log in again/.test(error.message))) throw error;
-      this.forget(endpoint, keypair, session);
-      session = await this.session(endpoint, keypair);
-      answer = await client.jobToken(session.token, job);
-    }
-    const owner = decodeJwt(answer.token).owner;
-    return { token: answer.token, owner: typeof owner === 'string' ? owner : '' };
+  private async jobToken(endpoint: string, keypair: Keypair, job: string): Promise<Token> {
+    const ownerId = `${endpoint}|${keypair.address}`;
+    return this.held(`${ownerId}|${job}`, async () => {
+      const owner = await this.held(ownerId, () => this.client(endpoint).login(keypair));
+      try {
+        return await this.client(endpoint).jobToken(owner.token, job);
+      } catch (error) {
+        if (!isStaleToken(error)) throw error;
+        this.tokens.delete(ownerId);
+        const fresh = await this.held(ownerId, () => this.client(endpoint).login(keypair));
+        return this.client(endpoint).jobToken(fresh.token, job);
+      }
+    });
   }
 
-  private session(endpoint: string, keypair: Keypair): Promise<Session> {
-    const id = `${endpoint}|${keypair.address}`;
-    const current = this.sessions.get(id);
-    if (current?.session && current.session.expiresAtMs - Date.now() <= RENEW_BEFORE_MS) {
-      this.sessions.delete(id);
-    } else if (current) {
-      return current.login;
-    }
-    const entry: { login: Promise<Session>; session?: Session } = {
-      login: this.client(endpoint).login(keypair).then(({ token, expiresAt }) => {
-        entry.session = { token, expiresAtMs: Date.parse(expiresAt) };
-        return entry.session;
+  /** The token held under `id` while it has time left, else a new one from `get` (one request in flight per id). */
+  private held(id: string, get: () => Promise<{ token: string; expiresAt: string }>): Promise<Token> {
+    const current = this.tokens.get(id);
+    if (current && (!current.token || current.token.expiresAtMs - Date.now() > RENEW_BEFORE_MS)) return current.pending;
+    const entry: Held = {
+      pending: get().then(({ token, expiresAt }) => {
+        entry.token = { token, expiresAtMs: Date.parse(expiresAt) };
+        return entry.token;
       }),
     };
-    this.sessions.set(id, entry);
-    entry.login.catch(() => {
-      if (this.sessions.get(id) === entry) this.sessions.delete(id);
+    this.tokens.set(id, entry);
+    entry.pending.catch(() => {
+      if (this.tokens.get(id) === entry) this.tokens.delete(id);
     });
-    return entry.login;
+    this.prune();
+    return entry.pending;
   }
 
-  private forget(endpoint: string, keypair: Keypair, session: Session): void {
-    const id = `${endpoint}|${keypair.address}`;
-    if (this.sessions.get(id)?.session === session) this.sessions.delete(id);
+  /** Drops expired tokens now and then, so jobs that ended do not pile up. */
+  private prune(): void {
+    if (this.tokens.size % 256 !== 0) return;
+    const now = Date.now();
+    for (const [id, held] of this.tokens) if (held.token && held.token.expiresAtMs <= now) this.tokens.delete(id);
   }
+}
+
+function isStaleToken(error: unknown): boolean {
+  return error instanceof ApiError && error.status === 403 && /log in again/.test(error.message);
 }
