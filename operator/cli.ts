@@ -19,7 +19,7 @@ export class OperatorUsageError extends Error {}
 
 export async function runOperator(args: string[]): Promise<void> {
   const options = Object.fromEntries(Object.keys(OPERATOR_FLAGS).map((flag) => [flag, { type: 'string' as const }]));
-  let values;
+  let values: Record<string, string | boolean | undefined>;
   try {
     ({ values } = parseArgs({ args, options: { ...options, 'no-leader-elect': { type: 'boolean' } }, allowPositionals: false }));
   } catch (error) {
@@ -27,7 +27,7 @@ export async function runOperator(args: string[]): Promise<void> {
   }
   const env = { ...process.env };
   for (const [flag, variable] of Object.entries(OPERATOR_FLAGS)) {
-    const value = (values as Record<string, string | boolean | undefined>)[flag];
+    const value = values[flag];
     if (typeof value === 'string') env[variable] = value;
   }
   if (values['no-leader-elect'] === true) env.LEADER_ELECT = 'false';
@@ -37,7 +37,11 @@ export async function runOperator(args: string[]): Promise<void> {
   try {
     operator = await startOperator(env, { log });
   } catch (error) {
-    if (error instanceof ConfigError) throw new OperatorUsageError(error.message);
+    if (error instanceof ConfigError) {
+      // Name the flag the user typed, not only the variable it sets.
+      const flag = Object.entries(OPERATOR_FLAGS).find(([name, variable]) => values[name] !== undefined && error.message.startsWith(variable));
+      throw new OperatorUsageError(flag ? `--${flag[0]}: ${error.message}` : error.message);
+    }
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
       throw new OperatorUsageError(`metrics port ${env.METRICS_PORT ?? 8096} is already in use: pass --metrics-port with a free port`);
     }

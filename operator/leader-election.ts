@@ -42,7 +42,7 @@ export class LeaderElector {
     if (!(this.retryPeriodMs < this.renewDeadlineMs && this.renewDeadlineMs < this.leaseDurationMs)) {
       throw new Error('leader election needs retry period < renew deadline < lease duration');
     }
-    this.log = options.log.child({ lease: `${options.namespace}/${options.name}`, identity: options.identity });
+    this.log = options.log.child({ lease: `${options.namespace}/${options.name}` });
   }
 
   get isLeader(): boolean {
