@@ -3,6 +3,7 @@ import { createLogger } from '../common/log.js';
 import { startServer } from '../server/main.js';
 import { StorageConfigError } from '../server/storage/contract.js';
 import { CliError } from './usage.js';
+import { closeOnSignals } from '../common/shutdown.js';
 
 export async function runServer(): Promise<void> {
   const log = createLogger('server');
@@ -19,16 +20,5 @@ export async function runServer(): Promise<void> {
   }
   process.stderr.write(`secret manager running: open ${server.url}\n`);
   const running = server;
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    running.close().then(() => process.exit(0), (error: Error) => {
-      log.error({ err: error.message }, 'shutdown failed');
-      process.exit(1);
-    });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  closeOnSignals(log, () => running.close());
 }

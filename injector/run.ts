@@ -5,6 +5,7 @@ import { ConfigError } from '../common/config.js';
 import { createLogger } from '../common/log.js';
 import { loadInjectorConfig } from './config.js';
 import { startInjector } from './main.js';
+import { closeOnSignals } from '../common/shutdown.js';
 
 export class InjectorUsageError extends Error {
   override name = 'InjectorUsageError';
@@ -41,16 +42,5 @@ export async function runInjector(args: string[]): Promise<void> {
     throw error;
   }
   const running = injector;
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    running.close().then(() => process.exit(0), (error: Error) => {
-      log.error({ err: error.message }, 'shutdown failed');
-      process.exit(1);
-    });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  closeOnSignals(log, () => running.close());
 }

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util';
 import { ConfigError } from '../common/config.js';
 import { createLogger } from '../common/log.js';
 import { startOperator } from './main.js';
+import { closeOnSignals } from '../common/shutdown.js';
 
 export const OPERATOR_FLAGS = {
   'metrics-port': 'METRICS_PORT',
@@ -48,16 +49,5 @@ export async function runOperator(args: string[]): Promise<void> {
     throw error;
   }
   const running = operator;
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) return;
-    stopping = true;
-    log.info({ signal }, 'shutting down');
-    running.close().then(() => process.exit(0), (error: Error) => {
-      log.error({ err: error.message }, 'shutdown failed');
-      process.exit(1);
-    });
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+  closeOnSignals(log, () => running.close());
 }

@@ -3,16 +3,11 @@ import {
   KubeConfig, KubernetesObjectApi, PatchStrategy, ServerConfiguration, createConfiguration, type Configuration,
   type KubernetesObject,
 } from '@kubernetes/client-node';
+import { kubeConfig } from '../helpers/kube.js';
 
 const FIELD_MANAGER = 'nosana-secrets-chart-test';
 
-export function kubeConfig(): KubeConfig {
-  const path = process.env.KUBECONFIG;
-  if (!path) throw new Error('KUBECONFIG is not set: run `bash test/env up kube` (or `npm test`), which starts a kube-apiserver and exports it');
-  const kc = new KubeConfig();
-  kc.loadFromFile(path);
-  return kc;
-}
+export { kubeConfig };
 
 /**
  * An object client that sends each object exactly as rendered and asks the API server to refuse unknown or duplicate

@@ -22,14 +22,9 @@ import type { MountResponse, ObjectVersion } from '../../injector/mount.js';
 import { PROTO_PATH } from '../../injector/provider.js';
 import { SPC_GROUP, SPC_PLURAL, SPC_VERSION } from '../../injector/secret-provider-class.js';
 import { newAccount, startTestServer, type Account, type TestServer } from '../helpers/server.js';
+import { kubeConfig } from '../helpers/kube.js';
 
-export function kubeConfig(): KubeConfig {
-  const path = process.env.KUBECONFIG;
-  if (!path) throw new Error('KUBECONFIG is not set: run `bash test/env up kube` (or `npm test`), which starts a kube-apiserver and exports it');
-  const kc = new KubeConfig();
-  kc.loadFromFile(path);
-  return kc;
-}
+export { kubeConfig };
 
 const SPC_CRD_NAME = `${SPC_PLURAL}.${SPC_GROUP}`;
 

@@ -5,9 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FINALIZER, type NosanaSecretBindingSpec } from '../../operator/api/v1alpha1.js';
 import type { KubeClients } from '../../operator/kube/clients.js';
 import {
-  applyCrd, bindingObject, clients, createBinding, createNamespace, createNodeCredentials, decoded, deleteBinding,
-  eventsFor, getBinding, getSecret, grant, kubeConfig, patchBinding, sample, scrape, startSecretsWorld, startTestOperator,
-  waitFor, waitForReady, type SecretsWorld, type TestOperator,
+  bindingObject, createBinding, decoded, deleteBinding, eventsFor, getBinding, getSecret, grant, patchBinding,
+  sample, scrape, startOperatorWorld, stopOperatorWorld, waitFor, waitForReady, type SecretsWorld, type TestOperator
 } from './cluster.js';
 
 let kube: KubeClients;
@@ -20,20 +19,10 @@ function spec(job: string, secrets: NosanaSecretBindingSpec['secrets'], extra: P
 }
 
 beforeAll(async () => {
-  const kc = kubeConfig();
-  await applyCrd(kc);
-  kube = clients(kc);
-  namespace = await createNamespace(kube, 'nsb-life');
-  world = await startSecretsWorld();
-  await createNodeCredentials(kube, namespace, 'node-key', world.node);
-  operator = await startTestOperator(kc, namespace, world.server.url, { LEADER_ELECT: 'false' });
+  ({ kube, namespace, world, operator } = await startOperatorWorld('nsb-life'));
 });
 
-afterAll(async () => {
-  await operator?.close();
-  await world?.close();
-  kube?.close();
-});
+afterAll(() => stopOperatorWorld({ kube, world, operator }));
 
 describe('a NosanaSecretBinding', () => {
   it('gets its env Secret and a Ready status with the key versions', async () => {

@@ -14,16 +14,11 @@ import {
 import { createKubeClients, messageOf, statusOf, type KubeClients } from '../../operator/kube/clients.js';
 import { startOperator, type RunningOperator } from '../../operator/main.js';
 import { newAccount, startTestServer, type Account, type TestServer } from '../helpers/server.js';
+import { kubeConfig } from '../helpers/kube.js';
 
 export const CRD_FILE = new URL('../../crds/nosanasecretbindings.yaml', import.meta.url);
 
-export function kubeConfig(): KubeConfig {
-  const path = process.env.KUBECONFIG;
-  if (!path) throw new Error('KUBECONFIG is not set: run `bash test/env up kube` (or `npm test`), which starts a kube-apiserver and exports it');
-  const kc = new KubeConfig();
-  kc.loadFromFile(path);
-  return kc;
-}
+export { kubeConfig };
 
 export async function waitFor<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 20_000): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -217,4 +212,29 @@ export function sample(text: string, name: string, labels: Record<string, string
 
 export async function scrape(port: number): Promise<string> {
   return (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+}
+
+/** One namespace with node credentials, a secrets server with an owner and a node, and one operator watching it. */
+export interface OperatorWorld {
+  kube: KubeClients;
+  namespace: string;
+  world: SecretsWorld;
+  operator: TestOperator;
+}
+
+export async function startOperatorWorld(namespacePrefix: string): Promise<OperatorWorld> {
+  const kc = kubeConfig();
+  await applyCrd(kc);
+  const kube = clients(kc);
+  const namespace = await createNamespace(kube, namespacePrefix);
+  const world = await startSecretsWorld();
+  await createNodeCredentials(kube, namespace, 'node-key', world.node);
+  const operator = await startTestOperator(kc, namespace, world.server.url, { LEADER_ELECT: 'false' });
+  return { kube, namespace, world, operator };
+}
+
+export async function stopOperatorWorld(setup: Partial<OperatorWorld>): Promise<void> {
+  await setup.operator?.close();
+  await setup.world?.close();
+  setup.kube?.close();
 }

@@ -4,9 +4,8 @@ import { generateKeypair } from '../../common/login.js';
 import type { NosanaSecretBindingSpec } from '../../operator/api/v1alpha1.js';
 import type { KubeClients } from '../../operator/kube/clients.js';
 import {
-  applyCrd, bindingObject, clients, createBinding, createNamespace, createNodeCredentials, decoded, eventsFor,
-  getSecret, grant, kubeConfig, sample, scrape, startSecretsWorld, startTestOperator, waitFor, waitForReady, type SecretsWorld,
-  type TestOperator,
+  bindingObject, createBinding, decoded, eventsFor, getSecret, grant, sample, scrape, startOperatorWorld,
+  stopOperatorWorld, waitFor, waitForReady, type SecretsWorld, type TestOperator
 } from './cluster.js';
 
 let kube: KubeClients;
@@ -19,20 +18,10 @@ function spec(job: string, secrets: NosanaSecretBindingSpec['secrets'], extra: P
 }
 
 beforeAll(async () => {
-  const kc = kubeConfig();
-  await applyCrd(kc);
-  kube = clients(kc);
-  namespace = await createNamespace(kube, 'nsb-fail');
-  world = await startSecretsWorld();
-  await createNodeCredentials(kube, namespace, 'node-key', world.node);
-  operator = await startTestOperator(kc, namespace, world.server.url, { LEADER_ELECT: 'false' });
+  ({ kube, namespace, world, operator } = await startOperatorWorld('nsb-fail'));
 });
 
-afterAll(async () => {
-  await operator?.close();
-  await world?.close();
-  kube?.close();
-});
+afterAll(() => stopOperatorWorld({ kube, world, operator }));
 
 describe('a NosanaSecretBinding that cannot be satisfied', () => {
   it('for a key that was not granted gets Ready=False reason AccessDenied and no Secret', async () => {
