@@ -35,16 +35,15 @@ function publicKeyOf(address: string): KeyObject {
   return key;
 }
 
-export function verifySignature(address: string, signature: string, message: string): boolean {
-  const key = publicKeyOf(address);
-  let signatureBytes: Uint8Array;
+function decodeSignature(signature: string): Uint8Array {
+  let bytes: Uint8Array;
   try {
-    signatureBytes = bs58.decode(signature);
+    bytes = bs58.decode(signature);
   } catch {
     throw validation('signature must be base58');
   }
-  if (signatureBytes.length !== 64) throw validation('signature must be 64 bytes of base58');
-  return verify(null, Buffer.from(message), key, signatureBytes);
+  if (bytes.length !== 64) throw validation('signature must be 64 bytes of base58');
+  return bytes;
 }
 
 /** Checks a login and returns who it proves; throws 400 or 403 naming the reason. */
@@ -59,11 +58,13 @@ export async function checkLogin(context: ServerContext, body: LoginBody): Promi
   if (timestamp > now + config.loginMaxFutureSeconds) {
     throw forbidden(`timestamp is more than ${config.loginMaxFutureSeconds} s in the future: check the client's clock`);
   }
-  if (!verifySignature(body.address, body.signature, loginMessage(timestamp))) {
+  const key = publicKeyOf(body.address);
+  const signature = decodeSignature(body.signature);
+  if (!verify(null, Buffer.from(loginMessage(timestamp)), key, signature)) {
     throw forbidden(`signature does not match address ${body.address} for message ${loginMessage(timestamp)}`);
   }
   // Only a valid signature is remembered, so nobody can fill the replay cache with garbage.
-  const fingerprint = createHash('sha256').update(bs58.decode(body.signature)).digest('base64url');
+  const fingerprint = createHash('sha256').update(signature).digest('base64url');
   const expiresAt = new Date((timestamp + config.loginMaxAgeSeconds + 1) * 1000);
   if (!(await context.timed('remember_signature', () => storage.rememberSignature(fingerprint, expiresAt)))) {
     throw forbidden('signature was already used: sign a fresh message for every login');
