@@ -31,6 +31,11 @@ const count = Number(values.bindings);
 const concurrency = Number(values.concurrency);
 const cli = resolve(import.meta.dirname, '../cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'nss-bench-operator-'));
+if (!process.env.KUBECONFIG) {
+  // Without it client-node falls back to an in-cluster or localhost guess and fails with a message about TLS.
+  console.error('KUBECONFIG is not set: run `bash test/env up kube` and `eval "$(bash test/env env)"`, or point it at a cluster');
+  process.exit(2);
+}
 const kube = createKubeClients(loadKubeConfig());
 const namespace = `bench-operator-${randomBytes(3).toString('hex')}`;
 
