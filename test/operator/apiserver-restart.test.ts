@@ -66,10 +66,12 @@ describe('when the API server restarts', () => {
       return secret && decoded(secret).B === 'value-b';
     }, 30_000);
 
-    // Only the bindings that changed are reconciled; the Ready ones are not done again.
-    const reconciledAfter = new Set(operator.logs.slice(mark).map((line) => JSON.parse(line) as { msg: string; binding?: string })
+    // Only the bindings that changed are reconciled; the Ready ones are not done again. The Secret is written before
+    // the reconcile that wrote it ends (status and Event come after), so wait for that end before counting.
+    const reconciledAfter = () => new Set(operator.logs.slice(mark).map((line) => JSON.parse(line) as { msg: string; binding?: string })
       .filter((line) => line.msg === 'reconciled').map((line) => line.binding));
-    expect([...reconciledAfter].sort()).toEqual(['after', 'before-0', 'during']);
+    await waitFor('the reconcile of the change to end', async () => reconciledAfter().has('before-0'), 30_000);
+    expect([...reconciledAfter()].sort()).toEqual(['after', 'before-0', 'during']);
     expect(operator.logs.slice(mark).some((line) => line.includes('watch resumed'))).toBe(true);
   });
 });
