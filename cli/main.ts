@@ -24,23 +24,13 @@ async function main(argv: string[]): Promise<void> {
       return;
     }
     case 'operator': {
-      const { runOperator, OperatorUsageError } = await import('../operator/cli.js');
-      try {
-        await runOperator(rest);
-      } catch (error) {
-        if (error instanceof OperatorUsageError) throw new CliError(error.message, 'run `nosana-secrets help` to see the operator\'s flags', 2);
-        throw error;
-      }
+      const { runOperator } = await import('../operator/cli.js');
+      await runOperator(rest);
       return;
     }
     case 'injector': {
-      const { runInjector, InjectorUsageError } = await import('../injector/run.js');
-      try {
-        await runInjector(rest);
-      } catch (error) {
-        if (error instanceof InjectorUsageError) throw new CliError(error.message, 'run `nosana-secrets help` to see the injector\'s flags', 2);
-        throw error;
-      }
+      const { runInjector } = await import('../injector/run.js');
+      await runInjector(rest);
       return;
     }
     default:

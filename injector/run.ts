@@ -6,9 +6,11 @@ import { createLogger } from '../common/log.js';
 import { loadInjectorConfig } from './config.js';
 import { startInjector } from './main.js';
 import { closeOnSignals } from '../common/shutdown.js';
+import { CliError } from '../cli/usage.js';
 
-export class InjectorUsageError extends Error {
-  override name = 'InjectorUsageError';
+/** An error the user fixes (a flag or variable): the CLI prints it with where to look, and exits 2. */
+function usageError(message: string): CliError {
+  return new CliError(message, 'run `nosana-secrets help` to see the injector\'s flags', 2);
 }
 
 export async function runInjector(args: string[]): Promise<void> {
@@ -26,7 +28,7 @@ export async function runInjector(args: string[]): Promise<void> {
   try {
     config = loadInjectorConfig(process.env, values);
   } catch (error) {
-    if (error instanceof ConfigError) throw new InjectorUsageError(error.message);
+    if (error instanceof ConfigError) throw usageError(error.message);
     throw error;
   }
   const log = createLogger('injector');
@@ -35,9 +37,9 @@ export async function runInjector(args: string[]): Promise<void> {
     injector = await startInjector(config, log);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new InjectorUsageError(`metrics port ${config.metricsPort} is already in use: pass --metrics-port with a free port`);
+    if (code === 'EADDRINUSE') throw usageError(`metrics port ${config.metricsPort} is already in use: pass --metrics-port with a free port`);
     if (code === 'EACCES' || code === 'ENOENT') {
-      throw new InjectorUsageError(`cannot create the socket in ${config.socketDir} (${code}): create the directory, run as its owner, or pass --socket-dir`);
+      throw usageError(`cannot create the socket in ${config.socketDir} (${code}): create the directory, run as its owner, or pass --socket-dir`);
     }
     throw error;
   }

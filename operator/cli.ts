@@ -4,6 +4,7 @@ import { ConfigError } from '../common/config.js';
 import { createLogger } from '../common/log.js';
 import { startOperator } from './main.js';
 import { closeOnSignals } from '../common/shutdown.js';
+import { CliError } from '../cli/usage.js';
 
 export const OPERATOR_FLAGS = {
   'metrics-port': 'METRICS_PORT',
@@ -15,8 +16,10 @@ export const OPERATOR_FLAGS = {
   identity: 'POD_NAME',
 } as const;
 
-/** Errors the user fixes (a flag or variable); the CLI prints them with the fix. */
-export class OperatorUsageError extends Error {}
+/** An error the user fixes (a flag or variable): the CLI prints it with where to look, and exits 2. */
+function usageError(message: string): CliError {
+  return new CliError(message, 'run `nosana-secrets help` to see the operator\'s flags', 2);
+}
 
 export async function runOperator(args: string[]): Promise<void> {
   const options = Object.fromEntries(Object.keys(OPERATOR_FLAGS).map((flag) => [flag, { type: 'string' as const }]));
@@ -24,7 +27,7 @@ export async function runOperator(args: string[]): Promise<void> {
   try {
     ({ values } = parseArgs({ args, options: { ...options, 'no-leader-elect': { type: 'boolean' } }, allowPositionals: false }));
   } catch (error) {
-    throw new OperatorUsageError((error as Error).message);
+    throw usageError((error as Error).message);
   }
   const env = { ...process.env };
   for (const [flag, variable] of Object.entries(OPERATOR_FLAGS)) {
@@ -41,10 +44,10 @@ export async function runOperator(args: string[]): Promise<void> {
     if (error instanceof ConfigError) {
       // Name the flag the user typed, not only the variable it sets.
       const flag = Object.entries(OPERATOR_FLAGS).find(([name, variable]) => values[name] !== undefined && error.message.startsWith(variable));
-      throw new OperatorUsageError(flag ? `--${flag[0]}: ${error.message}` : error.message);
+      throw usageError(flag ? `--${flag[0]}: ${error.message}` : error.message);
     }
     if ((error as NodeJS.ErrnoException).code === 'EADDRINUSE') {
-      throw new OperatorUsageError(`metrics port ${env.METRICS_PORT ?? 8096} is already in use: pass --metrics-port with a free port`);
+      throw usageError(`metrics port ${env.METRICS_PORT ?? 8096} is already in use: pass --metrics-port with a free port`);
     }
     throw error;
   }
