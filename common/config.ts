@@ -24,3 +24,17 @@ export function envInt(env: Env, name: string, fallback: number, range: { min: n
   }
   return value;
 }
+
+/** Returns `value` when it is an http(s) URL; otherwise a ConfigError naming `what` and showing `example`. */
+export function requireHttpUrl(value: string, what: string, example: string): string {
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(value).protocol;
+  } catch {
+    protocol = undefined;
+  }
+  if (protocol !== 'http:' && protocol !== 'https:') {
+    throw new ConfigError(`${what} ${JSON.stringify(value)} is not an http(s) URL: set it like ${example}`);
+  }
+  return value;
+}

@@ -1,5 +1,5 @@
 // The injector's settings: flags win over environment variables, which win over the defaults.
-import { ConfigError, envInt, envOptional, envString, type Env } from '../common/config.js';
+import { ConfigError, envInt, envOptional, envString, requireHttpUrl, type Env } from '../common/config.js';
 import { normalizeEndpoint } from './mount.js';
 
 export const DEFAULT_SOCKET_DIR = '/var/run/secrets-store-csi-providers';
@@ -35,17 +35,7 @@ export function loadInjectorConfig(env: Env, flags: InjectorFlags = {}): Injecto
   if (allowedEndpoints.length === 0) {
     throw new ConfigError('no secrets server is allowed: set NOSANA_INJECTOR_ENDPOINTS (comma-separated URLs) or pass --endpoint URL');
   }
-  for (const endpoint of allowedEndpoints) {
-    let url: URL | undefined;
-    try {
-      url = new URL(endpoint);
-    } catch {
-      url = undefined;
-    }
-    if (!url || !['http:', 'https:'].includes(url.protocol)) {
-      throw new ConfigError(`endpoint ${JSON.stringify(endpoint)} is not an http(s) URL: use e.g. http://nosana-secrets.nosana-secrets:4124`);
-    }
-  }
+  for (const endpoint of allowedEndpoints) requireHttpUrl(endpoint, 'endpoint', 'http://nosana-secrets.nosana-secrets:4124');
   return {
     socketDir: envString(withFlags, 'NOSANA_INJECTOR_SOCKET_DIR', DEFAULT_SOCKET_DIR),
     metricsPort: envInt(withFlags, 'METRICS_PORT', DEFAULT_METRICS_PORT, { min: 0, max: 65535 }),

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, envInt, envOptional, envString, type Env } from '../common/config.js';
+import { ConfigError, envInt, envOptional, envString, requireHttpUrl, type Env } from '../common/config.js';
 import { parseDuration } from './api/duration.js';
 
 export const DEFAULT_ENDPOINT = 'http://nosana-secrets.nosana-secrets.svc:4124';
@@ -39,10 +39,7 @@ export function loadOperatorConfig(env: Env): OperatorConfig {
   if (leaderElect !== 'true' && leaderElect !== 'false') {
     throw new ConfigError(`LEADER_ELECT=${JSON.stringify(leaderElect)} is not valid: set it to true or false`);
   }
-  const defaultEndpoint = envString(env, 'NOSANA_SECRETS_ENDPOINT', DEFAULT_ENDPOINT);
-  if (!/^https?:\/\/[^/]/.test(defaultEndpoint)) {
-    throw new ConfigError(`NOSANA_SECRETS_ENDPOINT=${JSON.stringify(defaultEndpoint)} is not an http(s) URL: set it like ${DEFAULT_ENDPOINT}`);
-  }
+  const defaultEndpoint = requireHttpUrl(envString(env, 'NOSANA_SECRETS_ENDPOINT', DEFAULT_ENDPOINT), 'NOSANA_SECRETS_ENDPOINT', DEFAULT_ENDPOINT);
   const config: OperatorConfig = {
     metricsPort: envInt(env, 'METRICS_PORT', 8096, { min: 0, max: 65535 }),
     metricsHost: envString(env, 'METRICS_HOST', '0.0.0.0'),

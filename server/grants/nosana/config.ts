@@ -1,6 +1,6 @@
 // Settings of the Nosana grant source. The defaults are mainnet's, so pointing the server at the real network needs
 // nothing but GRANT_SOURCES=nosana (and, wisely, an RPC endpoint of one's own: the public one is rate-limited).
-import { ConfigError, envInt, envString, type Env } from '../../../common/config.js';
+import { ConfigError, envInt, envString, requireHttpUrl, type Env } from '../../../common/config.js';
 import { decodeAddress } from '../../../common/names.js';
 
 export const NOSANA_NETWORKS = {
@@ -35,15 +35,7 @@ export interface NosanaConfig {
 }
 
 function httpUrl(env: Env, name: string, fallback: string): string {
-  const value = envString(env, name, fallback);
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    throw new ConfigError(`${name}=${JSON.stringify(value)} is not a URL: give an http(s) URL`);
-  }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(`${name} must be an http(s) URL`);
-  return value;
+  return requireHttpUrl(envString(env, name, fallback), name, fallback);
 }
 
 export function loadNosanaConfig(env: Env): NosanaConfig {
