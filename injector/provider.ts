@@ -95,7 +95,9 @@ export async function serveProvider(socketDir: string, handlers: ProviderHandler
     async close() {
       await new Promise<void>((resolve) => {
         // In-flight mounts finish; a stuck one is cut after 5 s so shutdown cannot hang the pod's termination.
-        const force = setTimeout(() => server.forceShutdown(), 5_000);
+        // tryShutdown's callback waits for every connection to end, and a client that connected without finishing
+        // the HTTP/2 handshake never ends one, even after forceShutdown: so resolve once forced, not on its callback.
+        const force = setTimeout(() => { server.forceShutdown(); resolve(); }, 5_000);
         server.tryShutdown(() => { clearTimeout(force); resolve(); });
       });
       await unlink(socketPath).catch((error: NodeJS.ErrnoException) => { if (error.code !== 'ENOENT') throw error; });

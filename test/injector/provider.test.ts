@@ -5,6 +5,7 @@ import { existsSync, mkdtempSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { connect } from 'node:net';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startInjector, type RunningInjector } from '../../injector/main.js';
@@ -81,6 +82,21 @@ describe('the provider socket', () => {
     expect(code).toBe(0);
     expect(existsSync(socketPath)).toBe(false);
   });
+
+  it('still shuts down, and removes its socket, while a client holds a connection that never finished its handshake', async () => {
+    const injector = await start(mkdtempSync(join(tmpdir(), 'nsi-')));
+    // A driver stuck mid-dial: the HTTP/2 preface and nothing after it. gRPC's graceful shutdown waits for this
+    // connection forever; the injector must give up on it after its grace period instead of hanging the pod's stop.
+    const stuck = connect(injector.socketPath);
+    await once(stuck, 'connect');
+    stuck.write('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n');
+    try {
+      await injector.close();
+      expect(existsSync(injector.socketPath)).toBe(false);
+    } finally {
+      stuck.destroy();
+    }
+  }, 15_000);
 
   it('replaces a stale socket left behind by a crashed injector', async () => {
     const socketDir = mkdtempSync(join(tmpdir(), 'nsi-'));
