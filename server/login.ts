@@ -98,7 +98,7 @@ export function loginRoutes(app: FastifyInstance, context: ServerContext): void 
     const scope = request.body.job === undefined ? 'owner' : 'job';
     try {
       const principal = await checkLogin(context, request.body);
-      const { token, expiresAt } = await context.tokens.issue(principal);
+      const { token, expiresAt } = context.tokens.issue(principal);
       context.metrics.logins.inc({ scope, outcome: 'success' });
       context.audit.info({ event: 'login', address: principal.address, job: request.body.job, outcome: 'success' }, 'login');
       return { token, expiresAt: expiresAt.toISOString() };

@@ -86,7 +86,7 @@ export function grantRoutes(app: FastifyInstance, context: ServerContext): void 
   }, async (request) => {
     const address = await authenticateOwner(context, request);
     const access = await context.grants.resolve(request.body.job, address);
-    const { token, expiresAt } = await context.tokens.issue({ scope: 'job', address, job: request.body.job, owner: access.owner });
+    const { token, expiresAt } = context.tokens.issue({ scope: 'job', address, job: request.body.job, owner: access.owner });
     context.metrics.logins.inc({ scope: 'job', outcome: 'success' });
     audit.info({ event: 'login', address, job: request.body.job, via: 'token_exchange', outcome: 'success' }, 'login');
     return { token, expiresAt: expiresAt.toISOString() };

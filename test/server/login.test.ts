@@ -128,6 +128,18 @@ describe('login', () => {
     expect((await call(server.url, 'GET', '/secrets', { token: forged })).status).toBe(403);
   });
 
+  it('tokens are standard HS256 JWTs that a JWT library verifies with the server\'s secret', async () => {
+    const owner = generateKeypair();
+    const { token } = await server.client.login(owner);
+    const { jwtVerify } = await import('jose');
+    const { payload, protectedHeader } = await jwtVerify(token, server.context.config.jwtSecret, {
+      issuer: 'nosana-secrets', audience: 'nosana-secrets-api', algorithms: ['HS256'],
+    });
+    expect(protectedHeader).toEqual({ alg: 'HS256', typ: 'JWT' });
+    expect(payload).toMatchObject({ sub: owner.address, scope: 'owner' });
+    await expect(jwtVerify(token, new TextEncoder().encode('another secret of at least 32 bytes!!'))).rejects.toThrow(/signature/);
+  });
+
   it('an expired token is a 403 that says to log in again', async () => {
     const short = await startTestServer({ TOKEN_TTL_SECONDS: '30' });
     try {
