@@ -49,6 +49,13 @@ function toGrant(row: GrantRow): GrantRecord {
   };
 }
 
+interface PendingSignature {
+  signature: string;
+  expiresAt: number;
+  resolve: (accepted: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
 export class SqliteStorage implements Storage {
   readonly backend = 'sqlite';
   private db: Database.Database | undefined;
@@ -179,13 +186,38 @@ export class SqliteStorage implements Storage {
     return this.prepare<[string], GrantRow>(this.open, 'SELECT * FROM grants WHERE job = ? ORDER BY owner').all(job).map(toGrant);
   }
 
-  async rememberSignature(signature: string, expiresAt: Date): Promise<boolean> {
-    // An expired entry for the same signature may still be there before the purge runs: it no longer counts.
-    const result = this.prepare(this.signatures, `
-      INSERT INTO used_signatures (signature, expires_at) VALUES (?, ?)
-      ON CONFLICT (signature) DO UPDATE SET expires_at = excluded.expires_at WHERE used_signatures.expires_at < ?`,
-    ).run(signature, expiresAt.getTime(), Date.now());
-    return result.changes > 0;
+  /**
+   * Logins arriving in the same turn of the event loop are remembered in one transaction (a group commit): each
+   * commit appends WAL pages, and one commit per login cost more than the insert itself. A login waits at most for
+   * the rest of the current turn. Two logins with the same signature in one batch still get one acceptance.
+   */
+  rememberSignature(signature: string, expiresAt: Date): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      if (this.pendingSignatures.push({ signature, expiresAt: expiresAt.getTime(), resolve, reject }) === 1) {
+        setImmediate(() => this.rememberPendingSignatures());
+      }
+    });
+  }
+
+  private pendingSignatures: PendingSignature[] = [];
+
+  private rememberPendingSignatures(): void {
+    const batch = this.pendingSignatures;
+    this.pendingSignatures = [];
+    let accepted: boolean[];
+    try {
+      const db = this.signatures;
+      // An expired entry for the same signature may still be there before the purge runs: it no longer counts.
+      const insert = this.prepare<[string, number, number]>(db, `
+        INSERT INTO used_signatures (signature, expires_at) VALUES (?, ?)
+        ON CONFLICT (signature) DO UPDATE SET expires_at = excluded.expires_at WHERE used_signatures.expires_at < ?`);
+      const now = Date.now();
+      accepted = db.transaction(() => batch.map((entry) => insert.run(entry.signature, entry.expiresAt, now).changes > 0)).immediate();
+    } catch (error) {
+      for (const entry of batch) entry.reject(error);
+      return;
+    }
+    batch.forEach((entry, index) => entry.resolve(accepted[index]!));
   }
 
   async purgeExpiredSignatures(now: Date): Promise<number> {

@@ -248,6 +248,17 @@ export function storageConformance(backend: Backend): void {
         expect(await storage.rememberSignature(signature(), inOneMinute())).toBe(true);
       });
 
+      it('logins at the same moment: a signature sent ten times is accepted once, and other signatures each once', async () => {
+        const replayed = signature();
+        const others = Array.from({ length: 20 }, signature);
+        const [replays, fresh] = await Promise.all([
+          Promise.all(Array.from({ length: 10 }, () => storage.rememberSignature(replayed, inOneMinute()))),
+          Promise.all(others.map((other) => storage.rememberSignature(other, inOneMinute()))),
+        ]);
+        expect(replays.filter(Boolean)).toHaveLength(1);
+        expect(fresh.every(Boolean)).toBe(true);
+      });
+
       it('a signature whose entry has expired can be used again', async () => {
         const used = signature();
         expect(await storage.rememberSignature(used, new Date(Date.now() - 1000))).toBe(true);
