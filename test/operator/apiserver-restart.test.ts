@@ -3,11 +3,10 @@
 // are not all reconciled again. The operator talks to a private API server on the shared etcd (restarting the shared
 // one would disrupt the other test files); this test's own client talks to the shared one.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NosanaSecretBindingSpec } from '../../operator/api/v1alpha1.js';
 import type { KubeClients } from '../../operator/kube/clients.js';
 import {
-  applyCrd, bindingObject, clients, createBinding, createNamespace, createNodeCredentials, decoded, getSecret, grant,
-  kubeConfig, patchBinding, startSecretsWorld, startTestOperator, waitFor, waitForReady, type SecretsWorld,
+  applyCrd, bindingObject, bindingSpec, clients, createBinding, createNamespace, createNodeCredentials, decoded, getSecret,
+  grant, kubeConfig, NODE_CREDENTIALS, patchBinding, startSecretsWorld, startTestOperator, waitFor, waitForReady, type SecretsWorld,
   type TestOperator,
 } from './cluster.js';
 import { startPrivateApiServer, type PrivateApiServer } from './private-apiserver.js';
@@ -20,17 +19,13 @@ let world: SecretsWorld;
 let apiserver: PrivateApiServer;
 let operator: TestOperator;
 
-function spec(job: string, key: string, env = 'TOKEN'): NosanaSecretBindingSpec {
-  return { job, owner: world.owner.address, nodeCredentialsRef: { name: 'node-key' }, secrets: [{ key, env }] };
-}
-
 beforeAll(async () => {
   const kc = kubeConfig();
   await applyCrd(kc);
   kube = clients(kc);
   namespace = await createNamespace(kube, 'nsb-restart');
   world = await startSecretsWorld();
-  await createNodeCredentials(kube, namespace, 'node-key', world.node);
+  await createNodeCredentials(kube, namespace, NODE_CREDENTIALS, world.node);
   apiserver = await startPrivateApiServer();
   operator = await startTestOperator(apiserver.kubeConfig(), namespace, world.server.url, { LEADER_ELECT: 'false' });
 });
@@ -46,7 +41,8 @@ describe('when the API server restarts', () => {
   it('the operator resumes its watches and reconciles what was applied meanwhile, without a storm', { timeout: 180_000 }, async () => {
     await grant(world, 'job-restart', { 'restart/a': 'value-a', 'restart/b': 'value-b' });
     for (let i = 0; i < EXISTING; i++) {
-      await createBinding(kube, bindingObject(namespace, `before-${i}`, spec('job-restart', 'restart/a')));
+      const spec = bindingSpec(world, 'job-restart', [{ key: 'restart/a', env: 'TOKEN' }]);
+      await createBinding(kube, bindingObject(namespace, `before-${i}`, spec));
     }
     for (let i = 0; i < EXISTING; i++) await waitForReady(kube, namespace, `before-${i}`, 'True', 'SecretsResolved');
     // Status shows Ready a moment before the reconcile ends (its Event comes last): wait until every one has ended.
@@ -54,10 +50,10 @@ describe('when the API server restarts', () => {
     const mark = operator.logs.length;
 
     await apiserver.stop();
-    await createBinding(kube, bindingObject(namespace, 'during', spec('job-restart', 'restart/b')));
+    await createBinding(kube, bindingObject(namespace, 'during', bindingSpec(world, 'job-restart', [{ key: 'restart/b', env: 'TOKEN' }])));
     await apiserver.restart();
 
-    await createBinding(kube, bindingObject(namespace, 'after', spec('job-restart', 'restart/b')));
+    await createBinding(kube, bindingObject(namespace, 'after', bindingSpec(world, 'job-restart', [{ key: 'restart/b', env: 'TOKEN' }])));
     await waitForReady(kube, namespace, 'during', 'True', 'SecretsResolved', 60_000);
     await waitForReady(kube, namespace, 'after', 'True', 'SecretsResolved', 60_000);
     await patchBinding(kube, namespace, 'before-0', [{ op: 'replace', path: '/spec/secrets', value: [{ key: 'restart/b', env: 'B' }] }]);

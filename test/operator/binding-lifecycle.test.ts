@@ -2,10 +2,10 @@
 // appear, follow changes of values and of the spec, are repaired when someone edits them, go when the job finishes,
 // and go with the binding when it is deleted.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FINALIZER, type NosanaSecretBindingSpec } from '../../operator/api/v1alpha1.js';
+import { FINALIZER } from '../../operator/api/v1alpha1.js';
 import type { KubeClients } from '../../operator/kube/clients.js';
 import {
-  bindingObject, createBinding, decoded, deleteBinding, eventsFor, getBinding, getSecret, grant, patchBinding,
+  bindingObject, bindingSpec, createBinding, decoded, deleteBinding, eventsFor, getBinding, getSecret, grant, patchBinding,
   sample, scrape, startOperatorWorld, stopOperatorWorld, waitFor, waitForReady, type SecretsWorld, type TestOperator
 } from './cluster.js';
 
@@ -13,10 +13,6 @@ let kube: KubeClients;
 let namespace: string;
 let world: SecretsWorld;
 let operator: TestOperator;
-
-function spec(job: string, secrets: NosanaSecretBindingSpec['secrets'], extra: Partial<NosanaSecretBindingSpec> = {}): NosanaSecretBindingSpec {
-  return { job, owner: world.owner.address, nodeCredentialsRef: { name: 'node-key' }, secrets, ...extra };
-}
 
 beforeAll(async () => {
   ({ kube, namespace, world, operator } = await startOperatorWorld('nsb-life'));
@@ -27,7 +23,7 @@ afterAll(() => stopOperatorWorld({ kube, world, operator }));
 describe('a NosanaSecretBinding', () => {
   it('gets its env Secret and a Ready status with the key versions', async () => {
     await grant(world, 'job-apply', { 'api/token': 'tok-1', 'db/password': 'pw-1' });
-    await createBinding(kube, bindingObject(namespace, 'apply', spec('job-apply', [
+    await createBinding(kube, bindingObject(namespace, 'apply', bindingSpec(world, 'job-apply', [
       { key: 'api/token', env: 'API_TOKEN' }, { key: 'db/password', env: 'DB_PASSWORD', path: 'db/password', mode: 256 },
     ])));
 
@@ -51,7 +47,8 @@ describe('a NosanaSecretBinding', () => {
 
   it('follows a changed value on its refresh, with the new version in the status', async () => {
     await grant(world, 'job-refresh', { 'refresh/token': 'old-value' });
-    await createBinding(kube, bindingObject(namespace, 'refresh', spec('job-refresh', [{ key: 'refresh/token', env: 'TOKEN' }], { refreshInterval: '1s' })));
+    await createBinding(kube, bindingObject(namespace, 'refresh',
+      bindingSpec(world, 'job-refresh', [{ key: 'refresh/token', env: 'TOKEN' }], { refreshInterval: '1s' })));
     await waitForReady(kube, namespace, 'refresh', 'True', 'SecretsResolved');
 
     await world.server.client.putSecret(world.owner.token, 'refresh/token', 'new-value');
@@ -68,7 +65,7 @@ describe('a NosanaSecretBinding', () => {
 
   it('follows a changed spec: a new env entry appears and a removed one goes', async () => {
     await grant(world, 'job-change', { 'change/a': 'value-a', 'change/b': 'value-b' });
-    await createBinding(kube, bindingObject(namespace, 'change', spec('job-change', [{ key: 'change/a', env: 'A' }])));
+    await createBinding(kube, bindingObject(namespace, 'change', bindingSpec(world, 'job-change', [{ key: 'change/a', env: 'A' }])));
     const first = await waitForReady(kube, namespace, 'change', 'True', 'SecretsResolved');
 
     await patchBinding(kube, namespace, 'change', [{ op: 'replace', path: '/spec/secrets', value: [{ key: 'change/b', env: 'B' }] }]);
@@ -82,7 +79,7 @@ describe('a NosanaSecretBinding', () => {
 
   it('restores its env Secret when someone deletes or edits it', async () => {
     await grant(world, 'job-repair', { 'repair/token': 'the-value' });
-    await createBinding(kube, bindingObject(namespace, 'repair', spec('job-repair', [{ key: 'repair/token', env: 'TOKEN' }])));
+    await createBinding(kube, bindingObject(namespace, 'repair', bindingSpec(world, 'job-repair', [{ key: 'repair/token', env: 'TOKEN' }])));
     await waitForReady(kube, namespace, 'repair', 'True', 'SecretsResolved');
 
     await kube.core.patchNamespacedSecret({ namespace, name: 'repair', body: [{ op: 'replace', path: '/data/TOKEN', value: Buffer.from('tampered').toString('base64') }] });
@@ -99,7 +96,8 @@ describe('a NosanaSecretBinding', () => {
 
   it('loses its env Secret when the job finishes, and is deleted after ttlAfterFinished', async () => {
     await grant(world, 'job-finish', { 'finish/token': 'value' });
-    await createBinding(kube, bindingObject(namespace, 'finish', spec('job-finish', [{ key: 'finish/token', env: 'TOKEN' }], { ttlAfterFinished: '2s' })));
+    await createBinding(kube, bindingObject(namespace, 'finish',
+      bindingSpec(world, 'job-finish', [{ key: 'finish/token', env: 'TOKEN' }], { ttlAfterFinished: '2s' })));
     await waitForReady(kube, namespace, 'finish', 'True', 'SecretsResolved');
 
     await patchBinding(kube, namespace, 'finish', [{ op: 'replace', path: '/spec/jobFinished', value: true }]);
@@ -112,7 +110,7 @@ describe('a NosanaSecretBinding', () => {
 
   it('takes its env Secret and its finalizer with it when deleted', async () => {
     await grant(world, 'job-delete', { 'delete/token': 'value' });
-    await createBinding(kube, bindingObject(namespace, 'delete', spec('job-delete', [{ key: 'delete/token', env: 'TOKEN' }])));
+    await createBinding(kube, bindingObject(namespace, 'delete', bindingSpec(world, 'job-delete', [{ key: 'delete/token', env: 'TOKEN' }])));
     await waitForReady(kube, namespace, 'delete', 'True', 'SecretsResolved');
     expect(await getSecret(kube, namespace, 'delete')).toBeDefined();
 

@@ -215,6 +215,16 @@ export async function scrape(port: number): Promise<string> {
 }
 
 /** One namespace with node credentials, a secrets server with an owner and a node, and one operator watching it. */
+/** The Secret with the node's keypair that each test namespace gets, and that bindings name as their credentials. */
+export const NODE_CREDENTIALS = 'node-key';
+
+/** A binding spec of `world`'s owner for `job`, read with the namespace's node credentials. */
+export function bindingSpec(
+  world: SecretsWorld, job: string, secrets: NosanaSecretBindingSpec['secrets'], extra: Partial<NosanaSecretBindingSpec> = {},
+): NosanaSecretBindingSpec {
+  return { job, owner: world.owner.address, nodeCredentialsRef: { name: NODE_CREDENTIALS }, secrets, ...extra };
+}
+
 export interface OperatorWorld {
   kube: KubeClients;
   namespace: string;
@@ -228,7 +238,7 @@ export async function startOperatorWorld(namespacePrefix: string): Promise<Opera
   const kube = clients(kc);
   const namespace = await createNamespace(kube, namespacePrefix);
   const world = await startSecretsWorld();
-  await createNodeCredentials(kube, namespace, 'node-key', world.node);
+  await createNodeCredentials(kube, namespace, NODE_CREDENTIALS, world.node);
   const operator = await startTestOperator(kc, namespace, world.server.url, { LEADER_ELECT: 'false' });
   return { kube, namespace, world, operator };
 }

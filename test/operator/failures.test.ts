@@ -1,10 +1,9 @@
 // Bindings that cannot be satisfied say why in their Ready condition and an Event, and leave no values behind.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeypair } from '../../common/login.js';
-import type { NosanaSecretBindingSpec } from '../../operator/api/v1alpha1.js';
 import type { KubeClients } from '../../operator/kube/clients.js';
 import {
-  bindingObject, createBinding, decoded, eventsFor, getSecret, grant, sample, scrape, startOperatorWorld,
+  bindingObject, bindingSpec, createBinding, decoded, eventsFor, getSecret, grant, sample, scrape, startOperatorWorld,
   stopOperatorWorld, waitFor, waitForReady, type SecretsWorld, type TestOperator
 } from './cluster.js';
 
@@ -12,10 +11,6 @@ let kube: KubeClients;
 let namespace: string;
 let world: SecretsWorld;
 let operator: TestOperator;
-
-function spec(job: string, secrets: NosanaSecretBindingSpec['secrets'], extra: Partial<NosanaSecretBindingSpec> = {}): NosanaSecretBindingSpec {
-  return { job, owner: world.owner.address, nodeCredentialsRef: { name: 'node-key' }, secrets, ...extra };
-}
 
 beforeAll(async () => {
   ({ kube, namespace, world, operator } = await startOperatorWorld('nsb-fail'));
@@ -27,7 +22,7 @@ describe('a NosanaSecretBinding that cannot be satisfied', () => {
   it('for a key that was not granted gets Ready=False reason AccessDenied and no Secret', async () => {
     await grant(world, 'job-denied', { 'granted/token': 'granted-value' });
     await world.server.client.putSecret(world.owner.token, 'other/token', 'not-granted-value');
-    await createBinding(kube, bindingObject(namespace, 'denied', spec('job-denied', [
+    await createBinding(kube, bindingObject(namespace, 'denied', bindingSpec(world, 'job-denied', [
       { key: 'granted/token', env: 'GRANTED' }, { key: 'other/token', env: 'OTHER' },
     ])));
 
@@ -40,7 +35,7 @@ describe('a NosanaSecretBinding that cannot be satisfied', () => {
   });
 
   it('for a job the node has no grant for gets AccessDenied, and becomes Ready once the grant exists', async () => {
-    await createBinding(kube, bindingObject(namespace, 'later', spec('job-later', [{ key: 'later/token', env: 'TOKEN' }])));
+    await createBinding(kube, bindingObject(namespace, 'later', bindingSpec(world, 'job-later', [{ key: 'later/token', env: 'TOKEN' }])));
     const denied = await waitForReady(kube, namespace, 'later', 'False', 'AccessDenied');
     expect(denied.status?.conditions?.[0]?.message).toMatch(/has no grant for job job-later/);
 
@@ -52,7 +47,7 @@ describe('a NosanaSecretBinding that cannot be satisfied', () => {
   it('whose grant comes from another owner than spec.owner gets AccessDenied', async () => {
     await grant(world, 'job-owner', { 'owner/token': 'owner-value' });
     const stranger = generateKeypair().address;
-    await createBinding(kube, bindingObject(namespace, 'owner', { ...spec('job-owner', [{ key: 'owner/token', env: 'TOKEN' }]), owner: stranger }));
+    await createBinding(kube, bindingObject(namespace, 'owner', bindingSpec(world, 'job-owner', [{ key: 'owner/token', env: 'TOKEN' }], { owner: stranger })));
     const binding = await waitForReady(kube, namespace, 'owner', 'False', 'AccessDenied');
     expect(binding.status?.conditions?.[0]?.message).toContain(`not by spec.owner ${stranger}`);
     expect(await getSecret(kube, namespace, 'owner')).toBeUndefined();
@@ -60,19 +55,20 @@ describe('a NosanaSecretBinding that cannot be satisfied', () => {
 
   it('for a granted key that does not exist gets SecretNotFound', async () => {
     await grant(world, 'job-missing', { 'missing/present': 'present-value' }, ['missing/absent']);
-    await createBinding(kube, bindingObject(namespace, 'missing', spec('job-missing', [{ key: 'missing/absent', env: 'ABSENT' }])));
+    await createBinding(kube, bindingObject(namespace, 'missing', bindingSpec(world, 'job-missing', [{ key: 'missing/absent', env: 'ABSENT' }])));
     const binding = await waitForReady(kube, namespace, 'missing', 'False', 'SecretNotFound');
     expect(binding.status?.conditions?.[0]?.message).toMatch(/key "missing\/absent" does not exist/);
   });
 
   it('whose secrets server cannot be reached gets ServerUnreachable', async () => {
-    await createBinding(kube, bindingObject(namespace, 'unreachable', spec('job-x', [{ key: 'x', env: 'X' }], { endpoint: 'http://127.0.0.1:1' })));
+    await createBinding(kube, bindingObject(namespace, 'unreachable',
+      bindingSpec(world, 'job-x', [{ key: 'x', env: 'X' }], { endpoint: 'http://127.0.0.1:1' })));
     const binding = await waitForReady(kube, namespace, 'unreachable', 'False', 'ServerUnreachable');
     expect(binding.status?.conditions?.[0]?.message).toMatch(/cannot reach the secrets server at http:\/\/127\.0\.0\.1:1/);
   });
 
   it('without its node credentials Secret gets CredentialsNotFound naming the Secret', async () => {
-    await createBinding(kube, bindingObject(namespace, 'nocreds', { ...spec('job-x', [{ key: 'x', env: 'X' }]), nodeCredentialsRef: { name: 'nowhere' } }));
+    await createBinding(kube, bindingObject(namespace, 'nocreds', bindingSpec(world, 'job-x', [{ key: 'x', env: 'X' }], { nodeCredentialsRef: { name: 'nowhere' } })));
     const binding = await waitForReady(kube, namespace, 'nocreds', 'False', 'CredentialsNotFound');
     expect(binding.status?.conditions?.[0]?.message).toContain(`node credentials Secret ${namespace}/nowhere does not exist`);
   });
@@ -80,7 +76,8 @@ describe('a NosanaSecretBinding that cannot be satisfied', () => {
   it('whose target name is taken by another Secret gets SecretConflict and leaves that Secret alone', async () => {
     await grant(world, 'job-conflict', { 'conflict/token': 'conflict-value' });
     await kube.core.createNamespacedSecret({ namespace, body: { metadata: { name: 'taken' }, stringData: { MINE: 'keep me' } } });
-    await createBinding(kube, bindingObject(namespace, 'conflict', spec('job-conflict', [{ key: 'conflict/token', env: 'TOKEN' }], { secretName: 'taken' })));
+    await createBinding(kube, bindingObject(namespace, 'conflict',
+      bindingSpec(world, 'job-conflict', [{ key: 'conflict/token', env: 'TOKEN' }], { secretName: 'taken' })));
     await waitForReady(kube, namespace, 'conflict', 'False', 'SecretConflict');
     expect(decoded((await getSecret(kube, namespace, 'taken'))!)).toEqual({ MINE: 'keep me' });
   });

@@ -1,11 +1,10 @@
 // Two operator replicas (in one process, each with its own identity, clients and metrics) share a Lease: only the
 // leader acts, and when it stops, the other takes over.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { NosanaSecretBindingSpec } from '../../operator/api/v1alpha1.js';
 import type { KubeClients } from '../../operator/kube/clients.js';
 import {
-  applyCrd, bindingObject, clients, createBinding, createNamespace, createNodeCredentials, grant, kubeConfig,
-  sample, scrape, startSecretsWorld, startTestOperator, waitFor, waitForReady, type SecretsWorld, type TestOperator,
+  applyCrd, bindingObject, bindingSpec, clients, createBinding, createNamespace, createNodeCredentials, grant, kubeConfig,
+  NODE_CREDENTIALS, sample, scrape, startSecretsWorld, startTestOperator, waitFor, waitForReady, type SecretsWorld, type TestOperator,
 } from './cluster.js';
 
 let kube: KubeClients;
@@ -16,17 +15,13 @@ let replicas: TestOperator[] = [];
 let bothLed = false;
 let watcher: NodeJS.Timeout | undefined;
 
-function spec(job: string, key: string): NosanaSecretBindingSpec {
-  return { job, owner: world.owner.address, nodeCredentialsRef: { name: 'node-key' }, secrets: [{ key, env: 'TOKEN' }] };
-}
-
 beforeAll(async () => {
   const kc = kubeConfig();
   await applyCrd(kc);
   kube = clients(kc);
   namespace = await createNamespace(kube, 'nsb-lead');
   world = await startSecretsWorld();
-  await createNodeCredentials(kube, namespace, 'node-key', world.node);
+  await createNodeCredentials(kube, namespace, NODE_CREDENTIALS, world.node);
   replicas = [
     await startTestOperator(kubeConfig(), namespace, world.server.url, { POD_NAME: 'replica-a' }),
     await startTestOperator(kubeConfig(), namespace, world.server.url, { POD_NAME: 'replica-b' }),
@@ -48,7 +43,7 @@ describe('two operator replicas', () => {
     const leader = await waitFor('a leader', async () => replicas.find((r) => r.isLeader()));
     const standby = replicas.find((r) => r !== leader)!;
     await grant(world, 'job-one', { 'one/token': 'v1' });
-    await createBinding(kube, bindingObject(namespace, 'one', spec('job-one', 'one/token')));
+    await createBinding(kube, bindingObject(namespace, 'one', bindingSpec(world, 'job-one', [{ key: 'one/token', env: 'TOKEN' }])));
     await waitForReady(kube, namespace, 'one', 'True', 'SecretsResolved');
 
     expect(await leader.reconcileCount()).toBeGreaterThan(0);
@@ -68,7 +63,7 @@ describe('two operator replicas', () => {
 
     await waitFor('the standby to lead', async () => standby.isLeader(), 15_000);
     await grant(world, 'job-two', { 'two/token': 'v2' });
-    await createBinding(kube, bindingObject(namespace, 'two', spec('job-two', 'two/token')));
+    await createBinding(kube, bindingObject(namespace, 'two', bindingSpec(world, 'job-two', [{ key: 'two/token', env: 'TOKEN' }])));
     await waitForReady(kube, namespace, 'two', 'True', 'SecretsResolved');
     expect(await standby.reconcileCount()).toBeGreaterThan(0);
     expect(bothLed).toBe(false);
