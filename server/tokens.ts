@@ -1,6 +1,7 @@
-// Short-lived JWTs (HS256, jose). Every verification checks issuer, audience, algorithm, subject, scope and expiry.
-// A job token names the job and the owner whose secrets it reads; which keys it may read is looked up again on every
-// request, so a revoked grant takes effect at once rather than when the token expires.
+// Short-lived JWTs (HS256: signed with node:crypto, verified with jose). Every verification checks issuer, audience,
+// algorithm, subject, scope and expiry. A job token names the job and the owner whose secrets it reads; which keys it
+// may read is looked up again on every request, so a revoked grant takes effect at once rather than when the token
+// expires.
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { errors, jwtVerify } from 'jose';
 import { LRUCache } from 'lru-cache';
@@ -36,12 +37,11 @@ export class Tokens {
 
   issue(principal: Principal): { token: string; expiresAt: Date } {
     const now = Math.floor(Date.now() / 1000);
-    const claims: Record<string, string | number> = { scope: principal.scope };
-    if (principal.scope === 'job') {
-      claims.job = principal.job;
-      claims.owner = principal.owner;
-    }
-    Object.assign(claims, { iss: ISSUER, aud: AUDIENCE, sub: principal.address, iat: now, exp: now + this.ttlSeconds });
+    const claims = {
+      scope: principal.scope,
+      ...(principal.scope === 'job' ? { job: principal.job, owner: principal.owner } : {}),
+      iss: ISSUER, aud: AUDIENCE, sub: principal.address, iat: now, exp: now + this.ttlSeconds,
+    };
     const signingInput = `${HEADER}.${Buffer.from(JSON.stringify(claims)).toString('base64url')}`;
     const signature = createHmac('sha256', this.signingKey).update(signingInput).digest('base64url');
     return { token: `${signingInput}.${signature}`, expiresAt: new Date((now + this.ttlSeconds) * 1000) };

@@ -60,6 +60,8 @@ export class SqliteStorage implements Storage {
   readonly backend = 'sqlite';
   private db: Database.Database | undefined;
   private signaturesDb: Database.Database | undefined;
+  /** Logins waiting for the group commit of this event-loop turn (see rememberSignature). */
+  private pendingSignatures: PendingSignature[] = [];
 
   constructor(private readonly path: string) {}
 
@@ -198,8 +200,6 @@ export class SqliteStorage implements Storage {
       }
     });
   }
-
-  private pendingSignatures: PendingSignature[] = [];
 
   private rememberPendingSignatures(): void {
     const batch = this.pendingSignatures;
