@@ -11,18 +11,31 @@ const agents = {
   'https:': new https.Agent({ keepAlive: true, maxSockets: 64 }),
 };
 
+/** No answer within the client's timeout; the request was destroyed. */
+class RequestTimeoutError extends Error {
+  override name = 'RequestTimeoutError';
+}
+
 function send(url: URL, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<{ status: number; text: string }> {
   const transport = url.protocol === 'https:' ? https : http;
   return new Promise((resolve, reject) => {
-    const request = transport.request(url, {
-      method, headers, agent: agents[url.protocol as keyof typeof agents], signal: AbortSignal.timeout(timeoutMs),
-    }, (response) => {
+    // A plain timer cleared on every outcome, not AbortSignal.timeout: that one keeps its signal and timer alive for
+    // the whole timeout after each request, and the injector's garbage collector would carry thousands of them.
+    const deadline = setTimeout(() => request.destroy(new RequestTimeoutError(`no answer within ${timeoutMs} ms`)), timeoutMs);
+    const fail = (error: Error) => {
+      clearTimeout(deadline);
+      reject(error);
+    };
+    const request = transport.request(url, { method, headers, agent: agents[url.protocol as keyof typeof agents] }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }));
-      response.on('error', reject);
+      response.on('end', () => {
+        clearTimeout(deadline);
+        resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') });
+      });
+      response.on('error', fail);
     });
-    request.on('error', reject);
+    request.on('error', fail);
     request.end(body);
   });
 }
@@ -134,9 +147,7 @@ export class SecretsClient {
     try {
       response = await send(url, method, headers, payload, this.timeoutMs);
     } catch (error) {
-      const reason = error instanceof Error && error.name === 'AbortError'
-        ? `no answer within ${this.timeoutMs} ms`
-        : error instanceof Error ? error.message : String(error);
+      const reason = error instanceof Error ? error.message : String(error);
       throw new ServerUnreachableError(`cannot reach the secrets server at ${this.endpoint}: ${reason}`);
     }
     const { status, text } = response;

@@ -1,11 +1,14 @@
 // Mounts the injector must refuse, each with its own error code: a pod overriding the class's parameters, bad
 // parameters, an endpoint outside the allow-list, an unreachable server, a class that is not there.
-import { createServer } from 'node:net';
+import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { driverRequest, filesOf, newPod, secretValue, startWorld, type InjectorWorld } from './world.js';
 
 let world: InjectorWorld;
 let closedEndpoint: string;
+let silentEndpoint: string;
+let silentServer: Server;
+const silentConnections: Socket[] = [];
 const victimValue = secretValue('victim');
 const ownValue = secretValue('own');
 
@@ -20,8 +23,12 @@ async function closedPortUrl(): Promise<string> {
 
 beforeAll(async () => {
   closedEndpoint = await closedPortUrl();
-  // The injector's allow-list: the real server first (the default), then a server that is down.
-  world = await startWorld('refuse', {}, [closedEndpoint]);
+  // A server that accepts connections and never answers: only the client's deadline can end a request to it.
+  silentServer = createServer((socket) => { silentConnections.push(socket); });
+  await new Promise<void>((resolve) => silentServer.listen(0, '127.0.0.1', resolve));
+  silentEndpoint = `http://127.0.0.1:${(silentServer.address() as { port: number }).port}`;
+  // The injector's allow-list: the real server first (the default), then a server that is down, then a silent one.
+  world = await startWorld('refuse', {}, [closedEndpoint, silentEndpoint]);
   await world.put('victim-job-key', victimValue);
   await world.put('own-key', ownValue);
   await world.grant('victim-job', ['victim-job-key']);
@@ -30,6 +37,8 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await world?.close();
+  for (const socket of silentConnections) socket.destroy();
+  await new Promise((resolve) => silentServer?.close(resolve));
 });
 
 describe('a pod cannot change what its SecretProviderClass chose', () => {
@@ -121,6 +130,21 @@ describe('bad parameters and unreachable servers', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${world.injector.metricsPort}/metrics`)).text();
     expect(metrics).toMatch(/nosana_secrets_injector_server_calls_total\{call="login",outcome="unreachable",component="injector"\} 1/);
     expect(metrics).toMatch(/nosana_secrets_injector_mounts_total\{outcome="ServerUnreachable",component="injector"\} 1/);
+  });
+
+  it('answers ServerUnreachable once the server timeout passes when the server accepts but never answers', async () => {
+    const classParameters = { job: 'own-job', objects: '- key: own-key', endpoint: silentEndpoint };
+    await world.createClass('server-silent', classParameters);
+    const started = Date.now();
+    const response = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'server-silent', classParameters }));
+    const waited = Date.now() - started;
+    expect(response.error?.code).toBe('ServerUnreachable');
+    expect(response.files).toEqual([]);
+    // The test world sets NOSANA_INJECTOR_SERVER_TIMEOUT_MS to 2 s.
+    expect(waited).toBeGreaterThanOrEqual(1_900);
+    expect(waited).toBeLessThan(5_000);
+    const line = world.injectorLogs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.code === 'ServerUnreachable' && String(l.err).includes(silentEndpoint));
+    expect(line?.err).toContain('no answer within 2000 ms');
   });
 
   it('never writes a secret value into the logs, whatever was refused', () => {
