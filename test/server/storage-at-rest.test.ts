@@ -45,6 +45,8 @@ describe('secrets at rest', () => {
     const mallory = await newAccount(server);
     await server.client.putSecret(alice.token, 'TARGET', 'alice-only');
     await server.client.putSecret(mallory.token, 'TARGET', 'mallory');
+    // Alice reads first, so her unwrapped data key is in the server's cache when Mallory's copy is read.
+    expect((await server.client.getSecret(alice.token, 'TARGET')).value).toBe('alice-only');
     const db = new Database(join(server.dir, 'db.sqlite'));
     db.prepare('UPDATE secrets SET sealed = (SELECT sealed FROM secrets WHERE owner = ?) WHERE owner = ?').run(alice.address, mallory.address);
     db.close();
@@ -61,6 +63,25 @@ describe('secrets at rest', () => {
     const { sealed } = envelope.seal('owner', 'A', 'v');
     expect(() => envelope.open('owner', 'B', sealed)).toThrow(/does not open/);
     expect(envelope.open('owner', 'A', sealed)).toBe('v');
+    // Now A's data key is cached: a copy under another name or owner must still fail, and A must still open.
+    expect(() => envelope.open('owner', 'B', sealed)).toThrow(/does not open/);
+    expect(() => envelope.open('other-owner', 'A', sealed)).toThrow(/does not open/);
+    expect(envelope.open('owner', 'A', sealed)).toBe('v');
+  });
+
+  it('a changed value or wrapped key does not open, even when its data key was cached', () => {
+    const envelope = new Envelope(parseKeyring(key('k1'), 'test'));
+    const { sealed } = envelope.seal('owner', 'A', 'value-one');
+    expect(envelope.open('owner', 'A', sealed)).toBe('value-one');
+    const [format, kekId, wrapped, value] = sealed.split('.') as [string, string, string, string];
+    const flip = (text: string) => {
+      const bytes = Buffer.from(text, 'base64url');
+      bytes[bytes.length - 1]! ^= 1;
+      return bytes.toString('base64url');
+    };
+    expect(() => envelope.open('owner', 'A', [format, kekId, wrapped, flip(value)].join('.'))).toThrow(/does not open/);
+    expect(() => envelope.open('owner', 'A', [format, kekId, flip(wrapped), value].join('.'))).toThrow(/does not open/);
+    expect(() => envelope.open('owner', 'A', [format, 'k0', wrapped, value].join('.'))).toThrow(/not in the keyring/);
   });
 
   it('key rotation re-wraps every data key while the server keeps serving, then the old key can go', async () => {
