@@ -2,6 +2,7 @@
 // is missing here, the suite fails at once with the fix, rather than skipping what it cannot reach.
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { kubeConfig, purgeLeftoverNamespaces } from './kube.js';
 
 /** Reads the variables `test/env` wrote, so `npx vitest` works too once `bash test/env up` has run. */
 function loadTestEnv(): void {
@@ -18,6 +19,14 @@ function loadTestEnv(): void {
   }
 }
 
-export default function setup(): void {
+export default async function setup(): Promise<void> {
   loadTestEnv();
+  if (process.env.KUBECONFIG) {
+    // Housekeeping, not a test: a failure here is reported and the run goes on.
+    const purged = await purgeLeftoverNamespaces(kubeConfig()).catch((error: unknown) => {
+      console.warn(`could not delete the namespaces of earlier runs: ${error instanceof Error ? error.message : String(error)}`);
+      return 0;
+    });
+    if (purged > 0) console.info(`deleted ${purged} namespaces left by earlier test and bench runs`);
+  }
 }

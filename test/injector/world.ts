@@ -208,6 +208,8 @@ export async function startWorld(label: string, config: Partial<InjectorConfig> 
       client.close();
       await injector.close();
       await server.close();
+      // Pods bound to the CSI test's node would wait forever for a kubelet to confirm their end: none runs here.
+      await core.deleteCollectionNamespacedPod({ namespace, gracePeriodSeconds: 0 }).catch(() => undefined);
       await core.deleteNamespace({ name: namespace }).catch(() => undefined); // best effort; namespaces are unique
     },
   };
