@@ -90,9 +90,12 @@ export class SecretsClient {
     return this.request('POST', '/login', undefined, signLogin(keypair, { job }));
   }
 
-  /** Exchanges an owner token for the read-only token of a job granted to that address (no new signature). */
-  jobToken(ownerToken: string, job: string): Promise<{ token: string; expiresAt: string }> {
-    return this.request('POST', '/v1/tokens/job', ownerToken, { job });
+  /**
+   * Exchanges an owner token for the read-only token of a job granted to that address (no new signature). With
+   * `owner`, only that owner's grant counts, so another owner granting the same job id cannot make it ambiguous.
+   */
+  jobToken(ownerToken: string, job: string, owner?: string): Promise<{ token: string; expiresAt: string }> {
+    return this.request('POST', '/v1/tokens/job', ownerToken, owner === undefined ? { job } : { job, owner });
   }
 
   listSecrets(token: string, prefix?: string): Promise<{ secrets: SecretMetadata[] }> {

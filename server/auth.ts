@@ -15,8 +15,7 @@ export async function authenticate(context: ServerContext, request: FastifyReque
   if (token === undefined) throw forbidden('missing token: log in with POST /login and send Authorization: Bearer <token>');
   const principal: Principal = await context.tokens.verify(token);
   if (principal.scope === 'owner') return principal;
-  const access = await context.grants.resolve(principal.job, principal.address);
-  if (access.owner !== principal.owner) throw forbidden(`the grant of job ${principal.job} changed: log in again`);
+  const access = await context.grants.resolve(principal.job, principal.address, principal.owner);
   return { scope: 'job', address: principal.address, job: principal.job, access };
 }
 

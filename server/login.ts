@@ -19,6 +19,8 @@ export interface LoginBody {
   signature: string;
   timestamp: number | string;
   job?: string;
+  /** With `job`: the owner whose grant to use, when several owners grant that job id to this address. */
+  owner?: string;
 }
 
 // Nodes and owners log in again and again with the same key: parsing it once saves a good part of each login.
@@ -70,7 +72,7 @@ export async function checkLogin(context: ServerContext, body: LoginBody): Promi
     throw forbidden('signature was already used: sign a fresh message for every login');
   }
   if (body.job === undefined) return { scope: 'owner', address: body.address };
-  const access = await context.grants.resolve(body.job, body.address);
+  const access = await context.grants.resolve(body.job, body.address, body.owner);
   return { scope: 'job', address: body.address, job: body.job, owner: access.owner };
 }
 
@@ -90,7 +92,9 @@ export function loginRoutes(app: FastifyInstance, context: ServerContext): void 
             description: 'unix seconds, the one signed',
           },
           job: { type: 'string', minLength: 1, maxLength: JOB_MAX_LENGTH, pattern: JOB_PATTERN },
+          owner: { type: 'string', pattern: ADDRESS_PATTERN, description: 'with job: the owner whose grant to use, when several owners grant that job id' },
         },
+        dependencies: { owner: ['job'] },
       },
       response: { 200: { type: 'object', properties: { token: { type: 'string' }, expiresAt: { type: 'string' } } } },
     },

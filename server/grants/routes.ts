@@ -77,15 +77,21 @@ export function grantRoutes(app: FastifyInstance, context: ServerContext): void 
     reply.code(204);
   });
 
-  app.post<{ Body: { job: string } }>('/v1/tokens/job', {
+  app.post<{ Body: { job: string; owner?: string } }>('/v1/tokens/job', {
     schema: {
       tags: ['login'], summary: 'Exchange an owner token for the read-only token of a job granted to that address',
-      body: { type: 'object', required: ['job'], additionalProperties: false, properties: { job: jobParam.properties.job } },
+      body: {
+        type: 'object', required: ['job'], additionalProperties: false,
+        properties: {
+          job: jobParam.properties.job,
+          owner: { type: 'string', pattern: ADDRESS_PATTERN, description: 'the owner whose grant to use, when several owners grant that job id' },
+        },
+      },
       response: { 200: { type: 'object', properties: { token: { type: 'string' }, expiresAt: { type: 'string' } } } },
     },
   }, async (request) => {
     const address = await authenticateOwner(context, request);
-    const access = await context.grants.resolve(request.body.job, address);
+    const access = await context.grants.resolve(request.body.job, address, request.body.owner);
     const { token, expiresAt } = context.tokens.issue({ scope: 'job', address, job: request.body.job, owner: access.owner });
     context.metrics.logins.inc({ scope: 'job', outcome: 'success' });
     audit.info({ event: 'login', address, job: request.body.job, via: 'token_exchange', outcome: 'success' }, 'login');

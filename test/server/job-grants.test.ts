@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { signLogin } from '../../common/login.js';
 import { call, generateKeypair, newAccount, startTestServer, type Account, type TestServer } from '../helpers/server.js';
 
 let server: TestServer;
@@ -97,6 +98,40 @@ describe('job grants', () => {
     expect(answer.status).toBe(409);
     expect(answer.body.error).toContain(owner.address);
     expect(answer.body.error).toContain(second.address);
+  });
+
+  it('naming the owner picks that owner\'s grant of a job id two owners granted to the same reader', async () => {
+    const second = await newAccount(server);
+    const shared = await newAccount(server);
+    await server.client.putGrant(owner.token, 'job-named', ['GRANTED'], [shared.address]);
+    await server.client.putGrant(second.token, 'job-named', ['X'], [shared.address]);
+    const ambiguous = await call(server.url, 'POST', '/v1/tokens/job', { token: shared.token, body: { job: 'job-named' } });
+    expect(ambiguous.status).toBe(409);
+    expect(ambiguous.body.error).toContain('naming the owner');
+    const { token } = await server.client.jobToken(shared.token, 'job-named', owner.address);
+    expect((await call(server.url, 'GET', '/secrets', { token })).body).toEqual({ GRANTED: 'g-value' });
+    // The signed login takes the owner too.
+    const login = await call(server.url, 'POST', '/login', { body: { ...signLogin(shared.keypair, { job: 'job-named' }), owner: owner.address } });
+    expect(login.status).toBe(200);
+    // An owner that grants nothing to this reader gives nothing.
+    const stranger = await newAccount(server);
+    const refused = await call(server.url, 'POST', '/v1/tokens/job', { token: shared.token, body: { job: 'job-named', owner: stranger.address } });
+    expect(refused.status).toBe(403);
+    expect(refused.body.error).toContain(stranger.address);
+    const ownerWithoutJob = await call(server.url, 'POST', '/login', { body: { ...signLogin(shared.keypair), owner: owner.address } });
+    expect(ownerWithoutJob.status).toBe(400);
+  });
+
+  it('a working job token keeps working when another owner grants the same job id to the same reader', async () => {
+    const intruder = await newAccount(server);
+    const reader = await newAccount(server);
+    await server.client.putGrant(owner.token, 'job-targeted', ['GRANTED'], [reader.address]);
+    const { token } = await server.client.jobToken(reader.token, 'job-targeted');
+    await server.client.putGrant(intruder.token, 'job-targeted', ['X'], [reader.address]);
+    expect((await call(server.url, 'GET', '/secrets', { token })).body).toEqual({ GRANTED: 'g-value' });
+    // Revocation by the token's own owner still acts at once.
+    await server.client.deleteGrant(owner.token, 'job-targeted');
+    expect((await call(server.url, 'GET', '/secrets', { token })).status).toBe(403);
   });
 
   it('a grant with a bad key or reader is a 400 naming it', async () => {
