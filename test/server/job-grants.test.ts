@@ -18,6 +18,15 @@ async function jobToken(account: Account, job: string): Promise<string> {
   return (await server.client.login(account.keypair, job)).token;
 }
 
+/** `owner` grants GRANTED and a second owner grants X, both under the job id `job`, to one fresh reader. */
+async function grantedByTwoOwners(job: string): Promise<{ second: Account; shared: Account }> {
+  const second = await newAccount(server);
+  const shared = await newAccount(server);
+  await server.client.putGrant(owner.token, job, ['GRANTED'], [shared.address]);
+  await server.client.putGrant(second.token, job, ['X'], [shared.address]);
+  return { second, shared };
+}
+
 describe('job grants', () => {
   it('a node that logs in with job reads exactly the granted keys of the job\'s owner', async () => {
     const token = await jobToken(node, 'job-1');
@@ -90,10 +99,7 @@ describe('job grants', () => {
   });
 
   it('a job granted to the same reader by two owners is a 409 that names both', async () => {
-    const second = await newAccount(server);
-    const shared = await newAccount(server);
-    await server.client.putGrant(owner.token, 'job-twice', ['GRANTED'], [shared.address]);
-    await server.client.putGrant(second.token, 'job-twice', ['X'], [shared.address]);
+    const { second, shared } = await grantedByTwoOwners('job-twice');
     const answer = await call(server.url, 'POST', '/v1/tokens/job', { token: shared.token, body: { job: 'job-twice' } });
     expect(answer.status).toBe(409);
     expect(answer.body.error).toContain(owner.address);
@@ -101,10 +107,7 @@ describe('job grants', () => {
   });
 
   it('naming the owner picks that owner\'s grant of a job id two owners granted to the same reader', async () => {
-    const second = await newAccount(server);
-    const shared = await newAccount(server);
-    await server.client.putGrant(owner.token, 'job-named', ['GRANTED'], [shared.address]);
-    await server.client.putGrant(second.token, 'job-named', ['X'], [shared.address]);
+    const { shared } = await grantedByTwoOwners('job-named');
     const ambiguous = await call(server.url, 'POST', '/v1/tokens/job', { token: shared.token, body: { job: 'job-named' } });
     expect(ambiguous.status).toBe(409);
     expect(ambiguous.body.error).toContain('naming the owner');
