@@ -3,11 +3,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
-import { pino } from 'pino';
 import { SecretsClient } from '../../common/client.js';
 import { generateKeypair, signLogin, type Keypair } from '../../common/login.js';
 import { startServer, type RunningServer } from '../../server/main.js';
+import { captureLogs } from './logs.js';
 
 export interface TestServer extends RunningServer {
   dir: string;
@@ -18,18 +17,12 @@ export interface TestServer extends RunningServer {
 }
 
 export async function startTestServer(env: Record<string, string> = {}, dir = mkdtempSync(join(tmpdir(), 'nss-'))): Promise<TestServer> {
-  const logs: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      done();
-    },
-  });
+  const { logs, logger } = captureLogs();
   const fullEnv = {
     PORT: '0', HOST: '127.0.0.1', STORAGE_CONNECTION: `sqlite://${join(dir, 'db.sqlite')}`, SECRETS_STATE_DIR: join(dir, 'state'),
     ...env,
   };
-  const server = await startServer(fullEnv, pino({ level: 'debug' }, sink));
+  const server = await startServer(fullEnv, logger);
   return { ...server, dir, env: fullEnv, logs, client: new SecretsClient({ endpoint: server.url }) };
 }
 

@@ -10,7 +10,8 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
 import { startInjector, type RunningInjector } from '../../injector/main.js';
 import { RUNTIME_VERSION } from '../../injector/provider.js';
-import { captureLogs, driverClient } from './world.js';
+import { captureLogs } from '../helpers/logs.js';
+import { driverClient } from './world.js';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const started: RunningInjector[] = [];

@@ -6,14 +6,11 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import {
   ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
-import { pino } from 'pino';
-import type { Logger } from '../../common/log.js';
 import YAML from 'yaml';
 import { generateKeypair, keypairFileContent, type Keypair } from '../../common/login.js';
 import type { InjectorConfig } from '../../injector/config.js';
@@ -23,6 +20,7 @@ import { PROTO_PATH } from '../../injector/provider.js';
 import { SPC_GROUP, SPC_PLURAL, SPC_VERSION } from '../../injector/secret-provider-class.js';
 import { newAccount, startTestServer, type Account, type TestServer } from '../helpers/server.js';
 import { kubeConfig } from '../helpers/kube.js';
+import { captureLogs } from '../helpers/logs.js';
 
 export { kubeConfig };
 
@@ -146,17 +144,6 @@ export interface InjectorWorld {
   grant(job: string, keys: string[]): Promise<void>;
   put(key: string, value: string): Promise<void>;
   close(): Promise<void>;
-}
-
-export function captureLogs(): { logs: string[]; logger: Logger } {
-  const logs: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      done();
-    },
-  });
-  return { logs, logger: pino({ level: 'debug' }, sink) };
 }
 
 /** `extraEndpoints` are allowed after the test server's own URL (which stays the default endpoint). */

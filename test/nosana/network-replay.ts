@@ -4,14 +4,13 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import bs58 from 'bs58';
-import { pino } from 'pino';
 import { SecretsClient } from '../../common/client.js';
 import { generateKeypair } from '../../common/login.js';
 import { NOSANA_NETWORKS } from '../../server/grants/nosana/config.js';
 import { JobState } from '../../server/grants/nosana/jobs-idl.js';
 import { startServer, type RunningServer } from '../../server/main.js';
+import { captureLogs } from '../helpers/logs.js';
 import { IpfsGatewayReplay } from './ipfs-gateway-replay.js';
 import { jobAccountData, runAccountData, SolanaRpcReplay } from './solana-rpc-replay.js';
 
@@ -76,16 +75,10 @@ export interface NosanaTestServer extends RunningServer {
 /** A secrets server on a free loopback port with SQLite in a fresh temp dir, its log captured. */
 export async function startNosanaServer(env: Record<string, string>): Promise<NosanaTestServer> {
   const dir = mkdtempSync(join(tmpdir(), 'nss-nosana-'));
-  const logs: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      done();
-    },
-  });
+  const { logs, logger } = captureLogs();
   const server = await startServer({
     PORT: '0', HOST: '127.0.0.1', STORAGE_CONNECTION: `sqlite://${join(dir, 'db.sqlite')}`, SECRETS_STATE_DIR: dir,
     ...env,
-  }, pino({ level: 'debug' }, sink));
+  }, logger);
   return { ...server, client: new SecretsClient({ endpoint: server.url }), logs };
 }

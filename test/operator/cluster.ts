@@ -3,9 +3,7 @@
 // operator running in-process. Waiting is polling with a deadline, never a blind sleep.
 import { readFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
-import { Writable } from 'node:stream';
 import { CustomObjectsApi, KubeConfig, type V1Secret } from '@kubernetes/client-node';
-import { pino } from 'pino';
 import YAML from 'yaml';
 import { keypairFileContent, type Keypair } from '../../common/login.js';
 import {
@@ -15,6 +13,7 @@ import { createKubeClients, messageOf, statusOf, type KubeClients } from '../../
 import { startOperator, type RunningOperator } from '../../operator/main.js';
 import { newAccount, startTestServer, type Account, type TestServer } from '../helpers/server.js';
 import { kubeConfig } from '../helpers/kube.js';
+import { captureLogs } from '../helpers/logs.js';
 
 export const CRD_FILE = new URL('../../crds/nosanasecretbindings.yaml', import.meta.url);
 
@@ -169,20 +168,14 @@ export interface TestOperator extends RunningOperator {
 export async function startTestOperator(
   kc: KubeConfig, namespace: string, endpoint: string, env: Record<string, string> = {},
 ): Promise<TestOperator> {
-  const logs: string[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      logs.push(...chunk.toString('utf8').split('\n').filter(Boolean));
-      done();
-    },
-  });
+  const { logs, logger } = captureLogs();
   const operator = await startOperator({
     METRICS_PORT: '0', METRICS_HOST: '127.0.0.1', WATCH_NAMESPACE: namespace, NOSANA_SECRETS_ENDPOINT: endpoint,
     LEADER_ELECTION_NAMESPACE: namespace, LEADER_ELECTION_LEASE_NAME: 'nosana-secrets-operator',
     LEADER_ELECTION_LEASE_DURATION: '4s', LEADER_ELECTION_RENEW_DEADLINE: '3s', LEADER_ELECTION_RETRY_PERIOD: '500ms',
     POD_NAME: `operator-${randomBytes(2).toString('hex')}`,
     ...env,
-  }, { kubeConfig: kc, log: pino({ level: 'debug' }, sink), backoffBaseMs: 200, backoffMaxMs: 2_000 });
+  }, { kubeConfig: kc, log: logger, backoffBaseMs: 200, backoffMaxMs: 2_000 });
   return {
     ...operator,
     isLeader: operator.isLeader,
