@@ -24,8 +24,7 @@ const objectsAB = '- key: openai/api-key\n  fileName: openai-key\n  mode: "0400"
 describe('mounting a job\'s secrets', () => {
   it('returns the requested keys as files with modes and one object version per file', async () => {
     const classParameters = { job: 'job-a', objects: objectsAB };
-    await world.createClass('job-a-files', classParameters);
-    const response = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'job-a-files', classParameters }));
+    const response = await world.mountNewClass('job-a-files', classParameters);
 
     expect(response.error?.code ?? '').toBe('');
     expect(filesOf(response)).toEqual({ 'openai-key': values.apiKey, 'ssh-key': values.sshKey });
@@ -83,8 +82,7 @@ describe('mounting a job\'s secrets', () => {
 
     // And job B's class cannot reach job A's key: its token is limited to job B's grant.
     const crossParameters = { job: 'job-b', objects: '- key: openai/api-key' };
-    await world.createClass('class-b-cross', crossParameters);
-    const cross = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'class-b-cross', classParameters: crossParameters }));
+    const cross = await world.mountNewClass('class-b-cross', crossParameters);
     expect(cross.error?.code).toBe('KeyNotGranted');
     expect(cross.files).toEqual([]);
     expect(cross.object_version).toEqual([]);
@@ -92,8 +90,7 @@ describe('mounting a job\'s secrets', () => {
 
   it('refuses a key not granted to the job with KeyNotGranted and returns no file at all', async () => {
     const classParameters = { job: 'job-a', objects: '- key: ssh-key\n- key: other-job-key' };
-    await world.createClass('job-a-greedy', classParameters);
-    const response = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'job-a-greedy', classParameters }));
+    const response = await world.mountNewClass('job-a-greedy', classParameters);
     expect(response.error?.code).toBe('KeyNotGranted');
     expect(response.files).toEqual([]);
     const line = world.injectorLogs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.code === 'KeyNotGranted' && l.job === 'job-a');
@@ -104,16 +101,14 @@ describe('mounting a job\'s secrets', () => {
   it('answers KeyNotFound for a granted key that does not exist', async () => {
     await world.grant('job-missing', ['not-stored-yet']);
     const classParameters = { job: 'job-missing', objects: '- key: not-stored-yet' };
-    await world.createClass('job-missing', classParameters);
-    const response = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'job-missing', classParameters }));
+    const response = await world.mountNewClass('job-missing', classParameters);
     expect(response.error?.code).toBe('KeyNotFound');
     expect(response.files).toEqual([]);
   });
 
   it('answers JobNotGranted when the node is not a reader of the job', async () => {
     const classParameters = { job: 'job-nobody-granted', objects: '- key: ssh-key' };
-    await world.createClass('job-nobody', classParameters);
-    const response = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'job-nobody', classParameters }));
+    const response = await world.mountNewClass('job-nobody', classParameters);
     expect(response.error?.code).toBe('JobNotGranted');
   });
 

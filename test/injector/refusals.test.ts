@@ -108,8 +108,7 @@ describe('bad parameters and unreachable servers', () => {
   for (const [what, classParameters] of cases) {
     it(`refuses ${what} with BadParameters`, async () => {
       const name = `bad-${cases.findIndex(([w]) => w === what)}`;
-      await world.createClass(name, classParameters);
-      const response = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: name, classParameters }));
+      const response = await world.mountNewClass(name, classParameters);
       expect(response.error?.code).toBe('BadParameters');
       expect(response.files).toEqual([]);
     });
@@ -117,15 +116,13 @@ describe('bad parameters and unreachable servers', () => {
 
   it('refuses an endpoint that is not in the injector\'s allow-list with EndpointNotAllowed, before any login', async () => {
     const classParameters = { job: 'own-job', objects: '- key: own-key', endpoint: 'http://attacker.example:4124' };
-    await world.createClass('foreign-endpoint', classParameters);
-    const response = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'foreign-endpoint', classParameters }));
+    const response = await world.mountNewClass('foreign-endpoint', classParameters);
     expect(response.error?.code).toBe('EndpointNotAllowed');
   });
 
   it('answers ServerUnreachable when the class\'s server does not answer', async () => {
     const classParameters = { job: 'own-job', objects: '- key: own-key', endpoint: closedEndpoint };
-    await world.createClass('server-down', classParameters);
-    const response = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'server-down', classParameters }));
+    const response = await world.mountNewClass('server-down', classParameters);
     expect(response.error?.code).toBe('ServerUnreachable');
     const metrics = await (await fetch(`http://127.0.0.1:${world.injector.metricsPort}/metrics`)).text();
     expect(metrics).toMatch(/nosana_secrets_injector_server_calls_total\{call="login",outcome="unreachable",component="injector"\} 1/);

@@ -139,6 +139,8 @@ export interface InjectorWorld {
   socketDir: string;
   /** Creates a SecretProviderClass with provider nosana and these parameters in the world's namespace. */
   createClass(name: string, parameters: Record<string, string>): Promise<void>;
+  /** Creates that class, then mounts it for a new pod of the world's namespace, as the driver would. */
+  mountNewClass(name: string, parameters: Record<string, string>): Promise<MountResponse>;
   replaceClassParameters(name: string, parameters: Record<string, string>): Promise<void>;
   /** Stores values under the owner and grants `keys` of job `job` to the node. */
   grant(job: string, keys: string[]): Promise<void>;
@@ -172,10 +174,15 @@ export async function startWorld(label: string, config: Partial<InjectorConfig> 
     metadata: { name, namespace }, spec: { provider: 'nosana', parameters },
   });
 
+  const createClass = async (name: string, parameters: Record<string, string>) => {
+    await custom.createNamespacedCustomObject({ group: SPC_GROUP, version: SPC_VERSION, namespace, plural: SPC_PLURAL, body: classBody(name, parameters) });
+  };
+
   return {
-    kc, namespace, server, owner, node, injector, client, injectorLogs, socketDir,
-    async createClass(name, parameters) {
-      await custom.createNamespacedCustomObject({ group: SPC_GROUP, version: SPC_VERSION, namespace, plural: SPC_PLURAL, body: classBody(name, parameters) });
+    kc, namespace, server, owner, node, injector, client, injectorLogs, socketDir, createClass,
+    async mountNewClass(name, parameters) {
+      await createClass(name, parameters);
+      return client.mount(driverRequest({ pod: newPod(namespace), secretProviderClass: name, classParameters: parameters }));
     },
     async replaceClassParameters(name, parameters) {
       const current = await custom.getNamespacedCustomObject({ group: SPC_GROUP, version: SPC_VERSION, namespace, plural: SPC_PLURAL, name }) as { metadata: { resourceVersion: string } };
