@@ -52,6 +52,11 @@ export class ServerUnreachableError extends Error {
   override name = 'ServerUnreachableError';
 }
 
+/** True when the server refused the token itself (expired, or signed with a JWT secret it no longer has): get a new one. */
+export function isTokenRefusal(error: unknown): boolean {
+  return error instanceof ApiError && error.status === 403 && /^token /.test(error.message);
+}
+
 export interface SecretMetadata {
   key: string;
   version: number;

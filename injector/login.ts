@@ -1,7 +1,7 @@
 // The node's logins. A login signature is single-use and ed25519 signs the same second identically, so the node signs
 // once per key and endpoint (an owner-scope token) and exchanges that token for each job's read-only token
 // (POST /v1/tokens/job). Both are cached until shortly before they expire; concurrent mounts share one request.
-import { ApiError, SecretsClient, ServerUnreachableError } from '../common/client.js';
+import { ApiError, isTokenRefusal, SecretsClient, ServerUnreachableError } from '../common/client.js';
 import type { Keypair } from '../common/login.js';
 import { MountError, MountErrorCode } from './errors.js';
 import type { InjectorMetrics } from './metrics.js';
@@ -13,11 +13,6 @@ interface CachedToken {
 }
 
 export type ServerCall = 'login' | 'job_token' | 'read';
-
-/** True when the server refused a token itself (expired, or signed by a JWT secret it no longer has). */
-export function isTokenRefusal(error: unknown): boolean {
-  return error instanceof ApiError && error.status === 403 && /^token /.test(error.message);
-}
 
 export class NodeSessions {
   private readonly clients = new Map<string, SecretsClient>();

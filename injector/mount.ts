@@ -2,11 +2,11 @@
 // read exactly the requested keys, and answer with files and object versions. Failures answer with `error.code` and
 // a log line naming the pod, job and key; no value ever reaches a log line, an error or a metric label.
 import { hash } from 'node:crypto';
-import type { SecretValue } from '../common/client.js';
+import { isTokenRefusal, type SecretValue } from '../common/client.js';
 import type { Logger } from '../common/log.js';
 import { parseKeypairFile, type Keypair } from '../common/login.js';
 import { MountError, MountErrorCode } from './errors.js';
-import { isTokenRefusal, toMountError, type NodeSessions } from './login.js';
+import { toMountError, type NodeSessions } from './login.js';
 import type { InjectorMetrics } from './metrics.js';
 import {
   MAX_TOTAL_BYTES, parseJsonObject, parseMountParameters, parsePermission, podOf, type MountParameters,

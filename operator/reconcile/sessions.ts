@@ -4,7 +4,7 @@
 // is safe: the server looks the grant up again on every read, so a revoked grant stops the very next read.
 // Concurrent reconciles share one login in flight.
 import { decodeJwt } from 'jose';
-import { ApiError, SecretsClient, type SecretValue } from '../../common/client.js';
+import { isTokenRefusal, SecretsClient, type SecretValue } from '../../common/client.js';
 import type { Keypair } from '../../common/login.js';
 
 /** Get a new token when the one held has less than this left. */
@@ -52,8 +52,8 @@ export class NodeSessions {
       try {
         return (await client.readSecrets(jobToken.token, keys)).secrets;
       } catch (error) {
-        // The server restarted with a new signing key, a token expired early, or the grant moved: start afresh once.
-        if (attempt > 1 || !isStaleToken(error)) throw error;
+        // The server restarted with a new signing key, or a token expired early: start afresh once.
+        if (attempt > 1 || !isTokenRefusal(error)) throw error;
         this.tokens.delete(`${endpoint}|${keypair.address}`);
         this.tokens.delete(`${endpoint}|${keypair.address}|${job}`);
       }
@@ -76,7 +76,7 @@ export class NodeSessions {
       try {
         return await this.client(endpoint).jobToken(owner.token, job);
       } catch (error) {
-        if (!isStaleToken(error)) throw error;
+        if (!isTokenRefusal(error)) throw error;
         this.tokens.delete(ownerId);
         const fresh = await this.held(ownerId, () => this.client(endpoint).login(keypair));
         return this.client(endpoint).jobToken(fresh.token, job);
@@ -108,8 +108,4 @@ export class NodeSessions {
     const now = Date.now();
     for (const [id, held] of this.tokens) if (held.token && held.token.expiresAtMs <= now) this.tokens.delete(id);
   }
-}
-
-function isStaleToken(error: unknown): boolean {
-  return error instanceof ApiError && error.status === 403 && /log in again/.test(error.message);
 }
