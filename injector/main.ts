@@ -2,10 +2,11 @@
 // metrics and probe port, and a shutdown that removes the socket.
 import type { Server } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
+import { AllowedEndpoints } from '../common/endpoints.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { readKeypairFile } from '../common/login.js';
 import { startProbeServer } from '../common/metrics.js';
-import type { InjectorConfig } from './config.js';
+import { INJECTOR_ENDPOINTS_FIX, type InjectorConfig } from './config.js';
 import { NodeSessions } from './login.js';
 import { createInjectorMetrics, type InjectorMetrics } from './metrics.js';
 import { mount } from './mount.js';
@@ -30,7 +31,7 @@ export async function startInjector(config: InjectorConfig, log: Logger = create
   const context = {
     sessions: new NodeSessions(metrics, config.serverTimeoutMs),
     classes: new SecretProviderClasses(kubeConfig),
-    allowedEndpoints: config.allowedEndpoints,
+    endpoints: new AllowedEndpoints(config.allowedEndpoints, INJECTOR_ENDPOINTS_FIX),
     nodeKeypair, metrics, log,
   };
   const provider = await serveProvider(config.socketDir, { mount: (request) => mount(context, request) });

@@ -3,6 +3,7 @@
 // a log line naming the pod, job and key; no value ever reaches a log line, an error or a metric label.
 import { hash } from 'node:crypto';
 import { isTokenRefusal, type SecretValue } from '../common/client.js';
+import { EndpointNotAllowedError, type AllowedEndpoints } from '../common/endpoints.js';
 import type { Logger } from '../common/log.js';
 import { parseKeypairFile, type Keypair } from '../common/login.js';
 import { MountError, MountErrorCode } from './errors.js';
@@ -33,15 +34,11 @@ export interface MountContext {
   sessions: NodeSessions;
   classes: SecretProviderClasses;
   /** Servers the node may log in to; the first is the default when a class sets no `endpoint`. */
-  allowedEndpoints: string[];
+  endpoints: AllowedEndpoints;
   /** The node-wide key (NOSANA_NODE_KEYPAIR), used when a class sets no `nodeKeySecret`. */
   nodeKeypair?: Keypair;
   metrics: InjectorMetrics;
   log: Logger;
-}
-
-export function normalizeEndpoint(endpoint: string): string {
-  return endpoint.trim().replace(/\/+$/, '');
 }
 
 export async function mount(context: MountContext, request: MountRequest): Promise<MountResponse> {
@@ -73,7 +70,7 @@ export async function mount(context: MountContext, request: MountRequest): Promi
 }
 
 async function fetchFiles(context: MountContext, parameters: MountParameters, secretsJson: string): Promise<MountResponse> {
-  const endpoint = chosenEndpoint(context.allowedEndpoints, parameters.endpoint);
+  const endpoint = chosenEndpoint(context.endpoints, parameters.endpoint);
   const keypair = nodeKey(context, parameters, secretsJson);
   const keys = parameters.objects.map((o) => o.key);
   const secrets = await readKeys(context, endpoint, keypair, parameters.job, keys);
@@ -106,14 +103,13 @@ export function objectVersion(job: string, secret: SecretValue): string {
   return `${secret.version}-${digest.slice(0, 12)}`;
 }
 
-function chosenEndpoint(allowed: string[], requested: string | undefined): string {
-  if (requested === undefined) return allowed[0]!;
-  const endpoint = normalizeEndpoint(requested);
-  if (!allowed.includes(endpoint)) {
-    throw new MountError(MountErrorCode.EndpointNotAllowed,
-      `endpoint ${JSON.stringify(endpoint.slice(0, 200))} is not in the injector's allowed endpoints (${allowed.join(', ')}): add it to NOSANA_INJECTOR_ENDPOINTS or remove it from the class`);
+function chosenEndpoint(endpoints: AllowedEndpoints, requested: string | undefined): string {
+  try {
+    return endpoints.choose(requested);
+  } catch (error) {
+    if (error instanceof EndpointNotAllowedError) throw new MountError(MountErrorCode.EndpointNotAllowed, error.message);
+    throw error;
   }
-  return endpoint;
 }
 
 function nodeKey(context: MountContext, parameters: MountParameters, secretsJson: string): Keypair {

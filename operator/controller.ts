@@ -2,6 +2,7 @@
 // queue fed by their events, and workers that reconcile one binding at a time each. A controller runs only while its
 // replica leads; it is built anew on every gain of leadership.
 import type { V1Secret } from '@kubernetes/client-node';
+import type { AllowedEndpoints } from '../common/endpoints.js';
 import type { Logger } from '../common/log.js';
 import {
   GROUP, MANAGED_BY, MANAGED_BY_LABEL, PLURAL, readyCondition, Reason, VERSION, type NosanaSecretBinding,
@@ -20,7 +21,8 @@ export interface ControllerOptions {
   /** Watch one namespace; all when undefined. */
   namespace?: string;
   workers: number;
-  defaultEndpoint: string;
+  /** The servers bindings may name; the first is the default. */
+  endpoints: AllowedEndpoints;
   sessions: NodeSessions;
   events: EventRecorder;
   metrics: OperatorMetrics;
@@ -66,7 +68,7 @@ export class Controller {
 
     this.reconciler = new Reconciler({
       kube, secrets: this.secrets.cache, sessions: options.sessions, events: options.events,
-      defaultEndpoint: options.defaultEndpoint, log,
+      endpoints: options.endpoints, log,
       ownWrites: this.ownWrites,
     });
 

@@ -5,6 +5,7 @@
 // Secret and nowhere else: not to logs, status, Events or errors.
 import type { ObjectCache, V1Secret } from '@kubernetes/client-node';
 import { ApiError, ServerUnreachableError, type SecretValue } from '../../common/client.js';
+import { EndpointNotAllowedError, type AllowedEndpoints } from '../../common/endpoints.js';
 import type { Logger } from '../../common/log.js';
 import { parseKeypairFile, type Keypair } from '../../common/login.js';
 import { parseDuration } from '../api/duration.js';
@@ -35,7 +36,8 @@ export interface ReconcilerOptions {
   secrets: ObjectCache<V1Secret>;
   sessions: NodeSessions;
   events: EventRecorder;
-  defaultEndpoint: string;
+  /** The servers bindings may name; the first is the default. */
+  endpoints: AllowedEndpoints;
   log: Logger;
   /** Every write to an env Secret goes through it, so its watch echo is not taken for someone else's change. */
   ownWrites: OwnWrites;
@@ -76,8 +78,10 @@ export class Reconciler {
 
     let values: Record<string, SecretValue>;
     try {
+      // The endpoint first: a server not on the allow-list gets nothing, not even a login signed with the node key.
+      const endpoint = this.endpointOf(binding);
       const keypair = await this.nodeKeypair(binding);
-      values = await this.readValues(binding, keypair);
+      values = await this.readValues(binding, endpoint, keypair);
     } catch (error) {
       if (error instanceof BindingProblem) return this.fail(binding, error, log);
       throw error;
@@ -220,9 +224,18 @@ export class Reconciler {
     return keypair;
   }
 
+  private endpointOf(binding: NosanaSecretBinding): string {
+    try {
+      return this.options.endpoints.choose(binding.spec.endpoint);
+    } catch (error) {
+      // Only a change of the spec (or of the operator's settings) can clear it: no retry.
+      if (error instanceof EndpointNotAllowedError) throw new BindingProblem(Reason.EndpointNotAllowed, `spec.${error.message}`, false);
+      throw error;
+    }
+  }
+
   /** Every key of the binding, read with the job's token. */
-  private async readValues(binding: NosanaSecretBinding, keypair: Keypair): Promise<Record<string, SecretValue>> {
-    const endpoint = binding.spec.endpoint ?? this.options.defaultEndpoint;
+  private async readValues(binding: NosanaSecretBinding, endpoint: string, keypair: Keypair): Promise<Record<string, SecretValue>> {
     const { job, owner } = binding.spec;
     try {
       const keys = [...new Set(binding.spec.secrets.map((s) => s.key))];
