@@ -1,13 +1,13 @@
-// One Mount: check the attributes against the SecretProviderClass, pick the node key, get the job token (cached),
-// read exactly the requested keys, and answer with files and object versions. Failures answer with `error.code` and
+// One Mount: check the attributes against the SecretProviderClass, pick the node key, get the job token of the class's
+// job and owner (cached), read exactly the requested keys, and answer with files and object versions. Failures answer with `error.code` and
 // a log line naming the pod, job and key; no value ever reaches a log line, an error or a metric label.
 import { hash } from 'node:crypto';
-import { isTokenRefusal, type SecretValue } from '../common/client.js';
+import type { SecretValue } from '../common/client.js';
 import { EndpointNotAllowedError, type AllowedEndpoints } from '../common/endpoints.js';
 import type { Logger } from '../common/log.js';
 import { parseKeypairFile, type Keypair } from '../common/login.js';
-import { MountError, MountErrorCode } from './errors.js';
-import { toMountError, type NodeSessions } from './login.js';
+import type { NodeSessions } from '../common/node-sessions.js';
+import { MountError, MountErrorCode, toMountError } from './errors.js';
 import type { InjectorMetrics } from './metrics.js';
 import {
   MAX_TOTAL_BYTES, parseJsonObject, parseMountParameters, parsePermission, podOf, type MountParameters,
@@ -73,7 +73,7 @@ async function fetchFiles(context: MountContext, parameters: MountParameters, se
   const endpoint = chosenEndpoint(context.endpoints, parameters.endpoint);
   const keypair = nodeKey(context, parameters, secretsJson);
   const keys = parameters.objects.map((o) => o.key);
-  const secrets = await readKeys(context, endpoint, keypair, parameters.job, keys);
+  const secrets = await readKeys(context, endpoint, keypair, parameters, keys);
 
   const files: MountFile[] = [];
   const versions: ObjectVersion[] = [];
@@ -132,20 +132,12 @@ function nodeKey(context: MountContext, parameters: MountParameters, secretsJson
   }
 }
 
-async function readKeys(context: MountContext, endpoint: string, keypair: Keypair, job: string, keys: string[]): Promise<Record<string, SecretValue>> {
-  const { sessions } = context;
-  const client = sessions.client(endpoint);
-  const read = async () => {
-    const token = await sessions.jobToken(endpoint, keypair, job);
-    return (await sessions.call('read', () => client.readSecrets(token, keys))).secrets;
-  };
+async function readKeys(context: MountContext, endpoint: string, keypair: Keypair, parameters: MountParameters, keys: string[]): Promise<Record<string, SecretValue>> {
+  const { job, owner } = parameters;
   try {
-    return await read();
+    return await context.sessions.readJobSecrets(endpoint, keypair, job, owner, keys);
   } catch (error) {
-    if (!isTokenRefusal(error)) throw toMountError(error, 'read', `read of job ${job}`, keyNamed(error, keys));
-    // The cached token was refused (expired early, server restarted with a new JWT secret): fresh tokens, once.
-    sessions.forget(endpoint, keypair, job);
-    return read().catch((again: unknown) => { throw toMountError(again, 'read', `read of job ${job}`, keyNamed(again, keys)); });
+    throw toMountError(error, `read of job ${job} from owner ${owner}`, keyNamed(error, keys));
   }
 }
 

@@ -14,7 +14,7 @@ import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconcile/binding.js';
 import { DELETED, OwnWrites } from './reconcile/own-writes.js';
-import type { NodeSessions } from './reconcile/sessions.js';
+import type { NodeSessions } from '../common/node-sessions.js';
 
 export interface ControllerOptions {
   kube: KubeClients;

@@ -12,7 +12,7 @@ import { EventRecorder } from './events.js';
 import { createKubeClients, loadKubeConfig } from './kube/clients.js';
 import { LeaderElector } from './leader-election.js';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.js';
-import { NodeSessions } from './reconcile/sessions.js';
+import { NodeSessions } from '../common/node-sessions.js';
 
 export interface RunningOperator {
   config: OperatorConfig;

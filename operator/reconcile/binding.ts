@@ -1,12 +1,13 @@
 // One reconcile of one NosanaSecretBinding: bring the cluster to what the binding says, and make its status say what
 // is true. In order: clean up if it is being deleted; hold the finalizer; clean up if the job has finished (and delete
-// the binding after its TTL); read the node key; get the job's token; read the granted keys; keep the env Secret;
+// the binding after its TTL); check the endpoint; read the node key; get the job's token (naming spec.owner); read the granted keys; keep the env Secret;
 // write the status; emit an Event when the Ready condition changes. Values pass from the secrets server to the
 // Secret and nowhere else: not to logs, status, Events or errors.
 import type { ObjectCache, V1Secret } from '@kubernetes/client-node';
-import { ApiError, ServerUnreachableError, type SecretValue } from '../../common/client.js';
+import type { SecretValue } from '../../common/client.js';
 import { EndpointNotAllowedError, type AllowedEndpoints } from '../../common/endpoints.js';
 import type { Logger } from '../../common/log.js';
+import { ServerCallError, type NodeSessions } from '../../common/node-sessions.js';
 import { parseKeypairFile, type Keypair } from '../../common/login.js';
 import { parseDuration } from '../api/duration.js';
 import {
@@ -17,7 +18,6 @@ import type { EventRecorder } from '../events.js';
 import { messageOf, statusOf, type KubeClients } from '../kube/clients.js';
 import { envData, envSecretPatch, isControlledBy, newEnvSecret } from './env-secret.js';
 import { DELETED, type OwnWrites } from './own-writes.js';
-import { OwnerMismatchError, type NodeSessions } from './sessions.js';
 import { buildReadyCondition, isTransition, sameStatus } from './status.js';
 
 export interface Outcome {
@@ -241,16 +241,12 @@ export class Reconciler {
       const keys = [...new Set(binding.spec.secrets.map((s) => s.key))];
       return await this.options.sessions.readJobSecrets(endpoint, keypair, job, owner, keys);
     } catch (error) {
-      if (error instanceof OwnerMismatchError) {
-        throw new BindingProblem(Reason.AccessDenied, `job ${job} is granted to node ${keypair.address} by ${error.grantedBy}, not by spec.owner ${owner}`);
-      }
-      if (error instanceof ServerUnreachableError) throw new BindingProblem(Reason.ServerUnreachable, error.message);
-      if (error instanceof ApiError) {
-        if (error.status === 403 || error.status === 409) throw new BindingProblem(Reason.AccessDenied, `${endpoint}: ${error.message}`);
-        if (error.status === 404) throw new BindingProblem(Reason.SecretNotFound, `${endpoint}: ${error.message}`);
-        throw new BindingProblem(Reason.ServerUnreachable, `${endpoint} answered ${error.status}: ${error.message}`);
-      }
-      throw error;
+      if (!(error instanceof ServerCallError)) throw error;
+      if (error.unreachable) throw new BindingProblem(Reason.ServerUnreachable, error.message);
+      // A refused login, no grant from spec.owner for this job, or a key the grant leaves out.
+      if (error.status === 403) throw new BindingProblem(Reason.AccessDenied, `${endpoint}: ${error.message}`);
+      if (error.status === 404) throw new BindingProblem(Reason.SecretNotFound, `${endpoint}: ${error.message}`);
+      throw new BindingProblem(Reason.ServerUnreachable, `${endpoint} answered ${error.status ?? '?'}: ${error.message}`);
     }
   }
 

@@ -54,7 +54,7 @@ describe('a NosanaSecretBinding that cannot be satisfied', () => {
     const stranger = generateKeypair().address;
     await createBinding(kube, bindingObject(namespace, 'owner', bindingSpec(world, 'job-owner', [{ key: 'owner/token', env: 'TOKEN' }], { owner: stranger })));
     const binding = await waitForReady(kube, namespace, 'owner', 'False', 'AccessDenied');
-    expect(binding.status?.conditions?.[0]?.message).toContain(`not by spec.owner ${stranger}`);
+    expect(binding.status?.conditions?.[0]?.message).toContain(`has no grant for job job-owner from owner ${stranger}`);
     expect(await getSecret(kube, namespace, 'owner')).toBeUndefined();
   });
 
