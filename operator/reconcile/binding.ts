@@ -3,7 +3,7 @@
 // the binding after its TTL); check the endpoint; read the node key; get the job's token (naming spec.owner); read the granted keys; keep the env Secret;
 // write the status; emit an Event when the Ready condition changes. Values pass from the secrets server to the
 // Secret and nowhere else: not to logs, status, Events or errors.
-import type { ObjectCache, V1Secret } from '@kubernetes/client-node';
+import type { V1Secret } from '@kubernetes/client-node';
 import type { SecretValue } from '../../common/client.js';
 import { EndpointNotAllowedError, type AllowedEndpoints } from '../../common/endpoints.js';
 import type { Logger } from '../../common/log.js';
@@ -16,6 +16,7 @@ import {
 } from '../api/v1alpha1.js';
 import type { EventRecorder } from '../events.js';
 import { messageOf, statusOf, type KubeClients } from '../kube/clients.js';
+import { SecretsForbiddenError, type SecretWatches } from '../kube/secret-watches.js';
 import { envData, envSecretPatch, isControlledBy, newEnvSecret } from './env-secret.js';
 import { DELETED, type OwnWrites } from './own-writes.js';
 import { buildReadyCondition, isTransition, sameStatus } from './status.js';
@@ -32,8 +33,8 @@ export interface Outcome {
 
 export interface ReconcilerOptions {
   kube: KubeClients;
-  /** The operator's own env Secrets, from its watch. */
-  secrets: ObjectCache<V1Secret>;
+  /** The operator's own env Secrets, from its watch of each namespace it may manage Secrets in. */
+  secrets: SecretWatches;
   sessions: NodeSessions;
   events: EventRecorder;
   /** The servers bindings may name; the first is the default. */
@@ -63,6 +64,15 @@ export class Reconciler {
 
   async reconcile(binding: NosanaSecretBinding): Promise<Outcome> {
     const log = this.options.log.child({ namespace: binding.metadata.namespace, binding: binding.metadata.name, job: binding.spec.job });
+    try {
+      await this.options.secrets.ensure(binding.metadata.namespace);
+    } catch (error) {
+      if (!(error instanceof SecretsForbiddenError)) throw error;
+      // Nothing of ours can be in a namespace whose Secrets we may not touch: a deleted binding just goes.
+      if (binding.metadata.deletionTimestamp) return this.releaseFinalizer(binding, log);
+      return this.fail(binding, new BindingProblem(Reason.SecretsNotPermitted,
+        `${error.message}: bind the operator's Secrets ClusterRole to its ServiceAccount in this namespace (chart: list it in operator.namespaces)`), log);
+    }
     if (binding.metadata.deletionTimestamp) return this.finalize(binding, log);
     if (!(binding.metadata.finalizers ?? []).includes(FINALIZER)) await this.addFinalizer(binding);
     if (binding.spec.jobFinished) return this.finish(binding, log);
@@ -126,9 +136,14 @@ export class Reconciler {
 
   /** The binding is being deleted: delete what the operator made for it, then let it go. */
   private async finalize(binding: NosanaSecretBinding, log: Logger): Promise<Outcome> {
+    if (!(binding.metadata.finalizers ?? []).includes(FINALIZER)) return { result: 'success', reason: 'Deleted' };
+    await this.deleteEnvSecrets(binding, undefined);
+    return this.releaseFinalizer(binding, log);
+  }
+
+  private async releaseFinalizer(binding: NosanaSecretBinding, log: Logger): Promise<Outcome> {
     const index = (binding.metadata.finalizers ?? []).indexOf(FINALIZER);
     if (index < 0) return { result: 'success', reason: 'Deleted' };
-    await this.deleteEnvSecrets(binding, undefined);
     await this.patchBinding(binding, [
       { op: 'test', path: `/metadata/finalizers/${index}`, value: FINALIZER },
       { op: 'remove', path: `/metadata/finalizers/${index}` },
