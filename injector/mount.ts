@@ -45,12 +45,13 @@ export async function mount(context: MountContext, request: MountRequest): Promi
   const { metrics, log } = context;
   const endTimer = metrics.mountDuration.startTimer();
   // Plain fields, not a child logger: a Mount writes one line, and rotation polls make Mounts the hot path.
-  const where: { pod?: string; job?: string } = {};
+  const where: { pod?: string; job?: string; owner?: string } = {};
   try {
     const attributes = parseJsonObject(request.attributes, 'attributes');
     const pod = podOf(attributes);
     where.pod = `${pod.namespace}/${pod.name}`;
     where.job = attributes.job;
+    where.owner = attributes.owner;
     // First the authority check: a refused override must not even be parsed further.
     await context.classes.check(pod.namespace, attributes);
     const parameters = parseMountParameters(attributes, parsePermission(request.permission));

@@ -2,6 +2,7 @@
 // parameters, an endpoint outside the allow-list, an unreachable server, a class that is not there.
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKeypair } from '../../common/login.js';
 import { driverRequest, filesOf, newPod, secretValue, startWorld, type InjectorWorld } from './world.js';
 
 let world: InjectorWorld;
@@ -95,14 +96,16 @@ describe('a pod cannot change what its SecretProviderClass chose', () => {
 });
 
 describe('bad parameters and unreachable servers', () => {
+  // Built before the world starts: any valid address will do, each case fails on another parameter first.
+  const anyOwner = generateKeypair().address;
   const cases: [string, Record<string, string>][] = [
-    ['a key name with a ".." segment', { owner: world.owner.address, job: 'own-job', objects: '- key: ../own-key' }],
-    ['a key name with a space', { owner: world.owner.address, job: 'own-job', objects: '- key: "own key"' }],
-    ['a file name with ".."', { owner: world.owner.address, job: 'own-job', objects: '- key: own-key\n  fileName: ../../etc/passwd' }],
-    ['an absolute file name', { owner: world.owner.address, job: 'own-job', objects: '- key: own-key\n  fileName: /etc/passwd' }],
-    ['a mode that is not an octal string', { owner: world.owner.address, job: 'own-job', objects: '- key: own-key\n  mode: 0400' }],
-    ['objects that are not a list', { owner: world.owner.address, job: 'own-job', objects: 'key: own-key' }],
-    ['no objects', { owner: world.owner.address, job: 'own-job' }],
+    ['a key name with a ".." segment', { owner: anyOwner, job: 'own-job', objects: '- key: ../own-key' }],
+    ['a key name with a space', { owner: anyOwner, job: 'own-job', objects: '- key: "own key"' }],
+    ['a file name with ".."', { owner: anyOwner, job: 'own-job', objects: '- key: own-key\n  fileName: ../../etc/passwd' }],
+    ['an absolute file name', { owner: anyOwner, job: 'own-job', objects: '- key: own-key\n  fileName: /etc/passwd' }],
+    ['a mode that is not an octal string', { owner: anyOwner, job: 'own-job', objects: '- key: own-key\n  mode: 0400' }],
+    ['objects that are not a list', { owner: anyOwner, job: 'own-job', objects: 'key: own-key' }],
+    ['no objects', { owner: anyOwner, job: 'own-job' }],
     ['no job', { objects: '- key: own-key' }],
   ];
   for (const [what, classParameters] of cases) {
