@@ -118,7 +118,10 @@ async function main(): Promise<void> {
 
   const namespace = `bench-injector-${randomBytes(3).toString('hex')}`;
   const objects = (n: number) => keys.slice(0, n).map((key) => `- key: ${key}`).join('\n');
-  const classes = { one: { job: 'bench-job', objects: objects(1) }, twenty: { job: 'bench-job', objects: objects(20) } };
+  const classes = {
+    one: { owner: owner.address, job: 'bench-job', objects: objects(1) },
+    twenty: { owner: owner.address, job: 'bench-job', objects: objects(20) },
+  };
   const deleteNamespace = await setUpKube(namespace, classes);
 
   const keypairPath = join(dir, 'node.json');

@@ -1,9 +1,11 @@
 // The injector's settings: flags win over environment variables, which win over the defaults.
-import { ConfigError, envInt, envOptional, envString, requireHttpUrl, type Env } from '../common/config.js';
-import { normalizeEndpoint } from './mount.js';
+import { ConfigError, envInt, envOptional, envString, type Env } from '../common/config.js';
+import { parseEndpointList } from '../common/endpoints.js';
 
 export const DEFAULT_SOCKET_DIR = '/var/run/secrets-store-csi-providers';
 export const DEFAULT_METRICS_PORT = 8095;
+/** What a refusal of an endpoint tells the user to do. */
+export const INJECTOR_ENDPOINTS_FIX = 'list it in NOSANA_INJECTOR_ENDPOINTS (comma-separated URLs; chart: injector.extraAllowedEndpoints) or pass --endpoint URL';
 
 export interface InjectorConfig {
   socketDir: string;
@@ -31,11 +33,8 @@ export function loadInjectorConfig(env: Env, flags: InjectorFlags = {}): Injecto
   };
   const endpointList = flags.endpoint?.length ? flags.endpoint.join(',')
     : envOptional(env, 'NOSANA_INJECTOR_ENDPOINTS') ?? envOptional(env, 'NOSANA_SECRETS_ENDPOINT') ?? '';
-  const allowedEndpoints = endpointList.split(',').map(normalizeEndpoint).filter(Boolean);
-  if (allowedEndpoints.length === 0) {
-    throw new ConfigError('no secrets server is allowed: set NOSANA_INJECTOR_ENDPOINTS (comma-separated URLs) or pass --endpoint URL');
-  }
-  for (const endpoint of allowedEndpoints) requireHttpUrl(endpoint, 'endpoint', 'http://nosana-secrets.nosana-secrets:4124');
+  const allowedEndpoints = parseEndpointList(endpointList, 'endpoint', 'http://nosana-secrets.nosana-secrets:4124');
+  if (allowedEndpoints.length === 0) throw new ConfigError(`no secrets server is allowed: ${INJECTOR_ENDPOINTS_FIX}`);
   return {
     socketDir: envString(withFlags, 'NOSANA_INJECTOR_SOCKET_DIR', DEFAULT_SOCKET_DIR),
     metricsPort: envInt(withFlags, 'METRICS_PORT', DEFAULT_METRICS_PORT, { min: 0, max: 65535 }),

@@ -2,11 +2,12 @@
 // metrics and probe port, and a shutdown that removes the socket.
 import type { Server } from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
+import { AllowedEndpoints } from '../common/endpoints.js';
+import { NodeSessions } from '../common/node-sessions.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { readKeypairFile } from '../common/login.js';
 import { startProbeServer } from '../common/metrics.js';
-import type { InjectorConfig } from './config.js';
-import { NodeSessions } from './login.js';
+import { INJECTOR_ENDPOINTS_FIX, type InjectorConfig } from './config.js';
 import { createInjectorMetrics, type InjectorMetrics } from './metrics.js';
 import { mount } from './mount.js';
 import { serveProvider } from './provider.js';
@@ -28,9 +29,15 @@ export async function startInjector(config: InjectorConfig, log: Logger = create
   }
   const metrics = createInjectorMetrics();
   const context = {
-    sessions: new NodeSessions(metrics, config.serverTimeoutMs),
+    sessions: new NodeSessions({
+      timeoutMs: config.serverTimeoutMs,
+      observer: {
+        call: (call, outcome) => metrics.serverCalls.inc({ call, outcome }),
+        tokenCache: (result) => metrics.tokenCache.inc({ result }),
+      },
+    }),
     classes: new SecretProviderClasses(kubeConfig),
-    allowedEndpoints: config.allowedEndpoints,
+    endpoints: new AllowedEndpoints(config.allowedEndpoints, INJECTOR_ENDPOINTS_FIX),
     nodeKeypair, metrics, log,
   };
   const provider = await serveProvider(config.socketDir, { mount: (request) => mount(context, request) });

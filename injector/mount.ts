@@ -1,12 +1,13 @@
-// One Mount: check the attributes against the SecretProviderClass, pick the node key, get the job token (cached),
-// read exactly the requested keys, and answer with files and object versions. Failures answer with `error.code` and
+// One Mount: check the attributes against the SecretProviderClass, pick the node key, get the job token of the class's
+// job and owner (cached), read exactly the requested keys, and answer with files and object versions. Failures answer with `error.code` and
 // a log line naming the pod, job and key; no value ever reaches a log line, an error or a metric label.
 import { hash } from 'node:crypto';
-import { isTokenRefusal, type SecretValue } from '../common/client.js';
+import type { SecretValue } from '../common/client.js';
+import { EndpointNotAllowedError, type AllowedEndpoints } from '../common/endpoints.js';
 import type { Logger } from '../common/log.js';
 import { parseKeypairFile, type Keypair } from '../common/login.js';
-import { MountError, MountErrorCode } from './errors.js';
-import { toMountError, type NodeSessions } from './login.js';
+import type { NodeSessions } from '../common/node-sessions.js';
+import { MountError, MountErrorCode, toMountError } from './errors.js';
 import type { InjectorMetrics } from './metrics.js';
 import {
   MAX_TOTAL_BYTES, parseJsonObject, parseMountParameters, parsePermission, podOf, type MountParameters,
@@ -33,27 +34,24 @@ export interface MountContext {
   sessions: NodeSessions;
   classes: SecretProviderClasses;
   /** Servers the node may log in to; the first is the default when a class sets no `endpoint`. */
-  allowedEndpoints: string[];
+  endpoints: AllowedEndpoints;
   /** The node-wide key (NOSANA_NODE_KEYPAIR), used when a class sets no `nodeKeySecret`. */
   nodeKeypair?: Keypair;
   metrics: InjectorMetrics;
   log: Logger;
 }
 
-export function normalizeEndpoint(endpoint: string): string {
-  return endpoint.trim().replace(/\/+$/, '');
-}
-
 export async function mount(context: MountContext, request: MountRequest): Promise<MountResponse> {
   const { metrics, log } = context;
   const endTimer = metrics.mountDuration.startTimer();
   // Plain fields, not a child logger: a Mount writes one line, and rotation polls make Mounts the hot path.
-  const where: { pod?: string; job?: string } = {};
+  const where: { pod?: string; job?: string; owner?: string } = {};
   try {
     const attributes = parseJsonObject(request.attributes, 'attributes');
     const pod = podOf(attributes);
     where.pod = `${pod.namespace}/${pod.name}`;
     where.job = attributes.job;
+    where.owner = attributes.owner;
     // First the authority check: a refused override must not even be parsed further.
     await context.classes.check(pod.namespace, attributes);
     const parameters = parseMountParameters(attributes, parsePermission(request.permission));
@@ -73,10 +71,10 @@ export async function mount(context: MountContext, request: MountRequest): Promi
 }
 
 async function fetchFiles(context: MountContext, parameters: MountParameters, secretsJson: string): Promise<MountResponse> {
-  const endpoint = chosenEndpoint(context.allowedEndpoints, parameters.endpoint);
+  const endpoint = chosenEndpoint(context.endpoints, parameters.endpoint);
   const keypair = nodeKey(context, parameters, secretsJson);
   const keys = parameters.objects.map((o) => o.key);
-  const secrets = await readKeys(context, endpoint, keypair, parameters.job, keys);
+  const secrets = await readKeys(context, endpoint, keypair, parameters, keys);
 
   const files: MountFile[] = [];
   const versions: ObjectVersion[] = [];
@@ -106,14 +104,13 @@ export function objectVersion(job: string, secret: SecretValue): string {
   return `${secret.version}-${digest.slice(0, 12)}`;
 }
 
-function chosenEndpoint(allowed: string[], requested: string | undefined): string {
-  if (requested === undefined) return allowed[0]!;
-  const endpoint = normalizeEndpoint(requested);
-  if (!allowed.includes(endpoint)) {
-    throw new MountError(MountErrorCode.EndpointNotAllowed,
-      `endpoint ${JSON.stringify(endpoint.slice(0, 200))} is not in the injector's allowed endpoints (${allowed.join(', ')}): add it to NOSANA_INJECTOR_ENDPOINTS or remove it from the class`);
+function chosenEndpoint(endpoints: AllowedEndpoints, requested: string | undefined): string {
+  try {
+    return endpoints.choose(requested);
+  } catch (error) {
+    if (error instanceof EndpointNotAllowedError) throw new MountError(MountErrorCode.EndpointNotAllowed, error.message);
+    throw error;
   }
-  return endpoint;
 }
 
 function nodeKey(context: MountContext, parameters: MountParameters, secretsJson: string): Keypair {
@@ -136,20 +133,12 @@ function nodeKey(context: MountContext, parameters: MountParameters, secretsJson
   }
 }
 
-async function readKeys(context: MountContext, endpoint: string, keypair: Keypair, job: string, keys: string[]): Promise<Record<string, SecretValue>> {
-  const { sessions } = context;
-  const client = sessions.client(endpoint);
-  const read = async () => {
-    const token = await sessions.jobToken(endpoint, keypair, job);
-    return (await sessions.call('read', () => client.readSecrets(token, keys))).secrets;
-  };
+async function readKeys(context: MountContext, endpoint: string, keypair: Keypair, parameters: MountParameters, keys: string[]): Promise<Record<string, SecretValue>> {
+  const { job, owner } = parameters;
   try {
-    return await read();
+    return await context.sessions.readJobSecrets(endpoint, keypair, job, owner, keys);
   } catch (error) {
-    if (!isTokenRefusal(error)) throw toMountError(error, 'read', `read of job ${job}`, keyNamed(error, keys));
-    // The cached token was refused (expired early, server restarted with a new JWT secret): fresh tokens, once.
-    sessions.forget(endpoint, keypair, job);
-    return read().catch((again: unknown) => { throw toMountError(again, 'read', `read of job ${job}`, keyNamed(again, keys)); });
+    throw toMountError(error, `read of job ${job} from owner ${owner}`, keyNamed(error, keys));
   }
 }
 

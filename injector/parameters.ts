@@ -1,11 +1,11 @@
-// What a Mount asks for, parsed and validated from the driver's request: the job, the endpoint, the objects (key,
+// What a Mount asks for, parsed and validated from the driver's request: the job and its owner, the endpoint, the objects (key,
 // file name, mode) and where the node key comes from. Every problem is a MountError naming the parameter and the fix.
 import { parse as parseYaml } from 'yaml';
-import { jobProblem, keyProblem } from '../common/names.js';
+import { decodeAddress, jobProblem, keyProblem } from '../common/names.js';
 import { MountError, MountErrorCode } from './errors.js';
 
 /** The SecretProviderClass parameters this provider reads. */
-export const PARAMETER_NAMES = ['endpoint', 'job', 'objects', 'nodeKeySecret'] as const;
+export const PARAMETER_NAMES = ['endpoint', 'job', 'owner', 'objects', 'nodeKeySecret'] as const;
 
 /** Keys the kubelet (and, for tokens, the driver) set last in the merged attributes; a pod cannot forge them. */
 export const POD_INFO_PREFIX = 'csi.storage.k8s.io/';
@@ -39,6 +39,8 @@ export interface MountParameters {
   /** As written in the attributes; undefined means the injector's default endpoint. */
   endpoint?: string;
   job: string;
+  /** The job owner's address: only that owner's grant counts, never another owner's for the same job id. */
+  owner: string;
   objects: readonly RequestedObject[];
   /** The key inside the nodePublishSecretRef data that holds the node keypair; undefined means the node-wide key. */
   nodeKeySecret?: string;
@@ -143,7 +145,13 @@ export function parseMountParameters(attributes: Record<string, string>, default
   if (job === undefined || job === '') throw bad('parameter "job" is missing: set the job id in the SecretProviderClass parameters');
   const jobIssue = jobProblem(job);
   if (jobIssue) throw bad(`parameter "job" ${JSON.stringify(job.slice(0, 64))} ${jobIssue}`);
+  const owner = attributes.owner;
+  if (owner === undefined || owner === '') {
+    throw new MountError(MountErrorCode.OwnerMissing,
+      'parameter "owner" is missing: set the job owner\'s address in the SecretProviderClass parameters (owner: <base58 address>), so that no other owner\'s grant for this job id can deny or replace its secrets');
+  }
+  if (decodeAddress(owner) === undefined) throw bad(`parameter "owner" ${JSON.stringify(owner.slice(0, 64))} is not a Solana address (base58, 32 bytes)`);
   const nodeKeySecret = attributes.nodeKeySecret === '' ? undefined : attributes.nodeKeySecret;
   const endpoint = attributes.endpoint === '' ? undefined : attributes.endpoint;
-  return { pod, secretProviderClass, endpoint, job, objects: parseObjects(attributes.objects, defaultMode), nodeKeySecret };
+  return { pod, secretProviderClass, endpoint, job, owner, objects: parseObjects(attributes.objects, defaultMode), nodeKeySecret };
 }

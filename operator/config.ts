@@ -3,9 +3,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import { ConfigError, envInt, envOptional, envString, requireHttpUrl, type Env } from '../common/config.js';
+import { parseEndpointList } from '../common/endpoints.js';
 import { parseDuration } from './api/duration.js';
 
 export const DEFAULT_ENDPOINT = 'http://nosana-secrets.nosana-secrets.svc:4124';
+/** What a binding refused for its endpoint tells the user to do. */
+export const OPERATOR_ENDPOINTS_FIX = 'remove spec.endpoint, or list that server in the operator\'s NOSANA_OPERATOR_ALLOWED_ENDPOINTS (chart: operator.extraAllowedEndpoints)';
 const SERVICE_ACCOUNT_NAMESPACE = '/var/run/secrets/kubernetes.io/serviceaccount/namespace';
 
 export interface OperatorConfig {
@@ -16,6 +19,8 @@ export interface OperatorConfig {
   workers: number;
   /** The secrets server of bindings without spec.endpoint. */
   defaultEndpoint: string;
+  /** The servers a binding's spec.endpoint may name: the default, then NOSANA_OPERATOR_ALLOWED_ENDPOINTS. */
+  allowedEndpoints: string[];
   leaderElection: boolean;
   leaseName: string;
   leaseNamespace: string;
@@ -46,6 +51,7 @@ export function loadOperatorConfig(env: Env): OperatorConfig {
     namespace: envOptional(env, 'WATCH_NAMESPACE'),
     workers: envInt(env, 'OPERATOR_WORKERS', 4, { min: 1, max: 64 }),
     defaultEndpoint,
+    allowedEndpoints: [defaultEndpoint, ...parseEndpointList(envString(env, 'NOSANA_OPERATOR_ALLOWED_ENDPOINTS', ''), 'NOSANA_OPERATOR_ALLOWED_ENDPOINTS', 'https://secrets.example.com,http://other.ns:4124')],
     leaderElection: leaderElect === 'true',
     leaseName: envString(env, 'LEADER_ELECTION_LEASE_NAME', 'nosana-secrets-operator'),
     leaseNamespace: envOptional(env, 'LEADER_ELECTION_NAMESPACE') ?? envOptional(env, 'POD_NAMESPACE') ??

@@ -1,26 +1,27 @@
-// The controller loop: two watches with local caches (the bindings, and the env Secrets the operator keeps), a work
+// The controller loop: watches with local caches (the bindings, and per namespace the env Secrets it keeps), a work
 // queue fed by their events, and workers that reconcile one binding at a time each. A controller runs only while its
 // replica leads; it is built anew on every gain of leadership.
 import type { V1Secret } from '@kubernetes/client-node';
+import type { AllowedEndpoints } from '../common/endpoints.js';
 import type { Logger } from '../common/log.js';
-import {
-  GROUP, MANAGED_BY, MANAGED_BY_LABEL, PLURAL, readyCondition, Reason, VERSION, type NosanaSecretBinding,
-} from './api/v1alpha1.js';
+import { GROUP, PLURAL, readyCondition, Reason, VERSION, type NosanaSecretBinding } from './api/v1alpha1.js';
 import type { EventRecorder } from './events.js';
 import { messageOf, type KubeClients } from './kube/clients.js';
 import { ResilientInformer } from './kube/informer.js';
+import { SecretWatches } from './kube/secret-watches.js';
 import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconcile/binding.js';
 import { DELETED, OwnWrites } from './reconcile/own-writes.js';
-import type { NodeSessions } from './reconcile/sessions.js';
+import type { NodeSessions } from '../common/node-sessions.js';
 
 export interface ControllerOptions {
   kube: KubeClients;
   /** Watch one namespace; all when undefined. */
   namespace?: string;
   workers: number;
-  defaultEndpoint: string;
+  /** The servers bindings may name; the first is the default. */
+  endpoints: AllowedEndpoints;
   sessions: NodeSessions;
   events: EventRecorder;
   metrics: OperatorMetrics;
@@ -34,7 +35,7 @@ const keyOf = (namespace: string | undefined, name: string | undefined) => `${na
 export class Controller {
   readonly queue: WorkQueue;
   readonly bindings: ResilientInformer<NosanaSecretBinding>;
-  private readonly secrets: ResilientInformer<V1Secret>;
+  private readonly secrets: SecretWatches;
   private readonly reconciler: Reconciler;
   /** What of each binding, when it changes, calls for a reconcile (status-only updates do not). */
   private readonly seen = new Map<string, string>();
@@ -55,18 +56,11 @@ export class Controller {
         : kube.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace })
       ) as Promise<{ items: NosanaSecretBinding[] }>,
     });
-    const labelSelector = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
-    this.secrets = new ResilientInformer<V1Secret>({
-      kubeConfig: kube.kubeConfig, log, labelSelector,
-      path: `/api/v1${scope}/secrets`,
-      list: () => (namespace === undefined
-        ? kube.core.listSecretForAllNamespaces({ labelSelector })
-        : kube.core.listNamespacedSecret({ namespace, labelSelector })),
-    });
+    this.secrets = new SecretWatches(kube, log, (secret, deleted) => this.onSecret(secret, deleted));
 
     this.reconciler = new Reconciler({
-      kube, secrets: this.secrets.cache, sessions: options.sessions, events: options.events,
-      defaultEndpoint: options.defaultEndpoint, log,
+      kube, secrets: this.secrets, sessions: options.sessions, events: options.events,
+      endpoints: options.endpoints, log,
       ownWrites: this.ownWrites,
     });
 
@@ -77,14 +71,10 @@ export class Controller {
       this.seen.delete(key);
       this.queue.remove(key);
     });
-    for (const verb of ['add', 'update', 'delete'] as const) {
-      this.secrets.on(verb, (secret) => this.onSecret(secret, verb === 'delete'));
-    }
   }
 
-  /** Fills both caches, then starts the workers; the initial list queues every binding once. */
+  /** Fills the bindings cache, then starts the workers; the initial list queues every binding once. */
   async start(): Promise<void> {
-    await this.secrets.start();
     await this.bindings.start();
     this.workers = Array.from({ length: this.options.workers }, () => this.work());
   }

@@ -5,13 +5,14 @@ import type { KubeConfig } from '@kubernetes/client-node';
 import type { Env } from '../common/config.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { startProbeServer } from '../common/metrics.js';
-import { loadOperatorConfig, type OperatorConfig } from './config.js';
+import { AllowedEndpoints } from '../common/endpoints.js';
+import { loadOperatorConfig, OPERATOR_ENDPOINTS_FIX, type OperatorConfig } from './config.js';
 import { Controller } from './controller.js';
 import { EventRecorder } from './events.js';
 import { createKubeClients, loadKubeConfig } from './kube/clients.js';
 import { LeaderElector } from './leader-election.js';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.js';
-import { NodeSessions } from './reconcile/sessions.js';
+import { NodeSessions } from '../common/node-sessions.js';
 
 export interface RunningOperator {
   config: OperatorConfig;
@@ -35,6 +36,7 @@ export async function startOperator(env: Env = process.env, overrides: OperatorO
   const log = (overrides.log ?? createLogger('operator')).child({ identity: config.identity });
   const kube = createKubeClients(overrides.kubeConfig ?? loadKubeConfig());
   const sessions = new NodeSessions();
+  const endpoints = new AllowedEndpoints(config.allowedEndpoints, OPERATOR_ENDPOINTS_FIX);
   const events = new EventRecorder(kube.events, config.identity, log);
   let controller: Controller | undefined;
   let leading = !config.leaderElection;
@@ -45,7 +47,7 @@ export async function startOperator(env: Env = process.env, overrides: OperatorO
 
   const startController = async () => {
     controller = new Controller({
-      kube, namespace: config.namespace, workers: config.workers, defaultEndpoint: config.defaultEndpoint,
+      kube, namespace: config.namespace, workers: config.workers, endpoints,
       sessions, events, metrics, log, backoffBaseMs: overrides.backoffBaseMs, backoffMaxMs: overrides.backoffMaxMs,
     });
     metrics.leader.set(1);

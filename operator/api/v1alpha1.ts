@@ -37,6 +37,10 @@ export const Reason = {
   AccessDenied: 'AccessDenied',
   /** The secrets server could not be reached or answered with a server error. */
   ServerUnreachable: 'ServerUnreachable',
+  /** spec.endpoint names a server the operator is not allowed to sign in to: nothing was sent there. */
+  EndpointNotAllowed: 'EndpointNotAllowed',
+  /** The operator may not manage Secrets in the binding's namespace: that namespace was not opted in (RBAC). */
+  SecretsNotPermitted: 'SecretsNotPermitted',
   /** The spec is not usable (a rule the schema cannot express). */
   InvalidSpec: 'InvalidSpec',
   /** The node credentials Secret, or its key, does not exist. */

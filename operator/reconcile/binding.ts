@@ -1,11 +1,13 @@
 // One reconcile of one NosanaSecretBinding: bring the cluster to what the binding says, and make its status say what
 // is true. In order: clean up if it is being deleted; hold the finalizer; clean up if the job has finished (and delete
-// the binding after its TTL); read the node key; get the job's token; read the granted keys; keep the env Secret;
+// the binding after its TTL); check the endpoint; read the node key; get the job's token (naming spec.owner); read the granted keys; keep the env Secret;
 // write the status; emit an Event when the Ready condition changes. Values pass from the secrets server to the
 // Secret and nowhere else: not to logs, status, Events or errors.
-import type { ObjectCache, V1Secret } from '@kubernetes/client-node';
-import { ApiError, ServerUnreachableError, type SecretValue } from '../../common/client.js';
+import type { V1Secret } from '@kubernetes/client-node';
+import type { SecretValue } from '../../common/client.js';
+import { EndpointNotAllowedError, type AllowedEndpoints } from '../../common/endpoints.js';
 import type { Logger } from '../../common/log.js';
+import { ServerCallError, type NodeSessions } from '../../common/node-sessions.js';
 import { parseKeypairFile, type Keypair } from '../../common/login.js';
 import { parseDuration } from '../api/duration.js';
 import {
@@ -14,9 +16,9 @@ import {
 } from '../api/v1alpha1.js';
 import type { EventRecorder } from '../events.js';
 import { messageOf, statusOf, type KubeClients } from '../kube/clients.js';
+import { SecretsForbiddenError, type SecretWatches } from '../kube/secret-watches.js';
 import { envData, envSecretPatch, isControlledBy, newEnvSecret } from './env-secret.js';
 import { DELETED, type OwnWrites } from './own-writes.js';
-import { OwnerMismatchError, type NodeSessions } from './sessions.js';
 import { buildReadyCondition, isTransition, sameStatus } from './status.js';
 
 export interface Outcome {
@@ -31,11 +33,12 @@ export interface Outcome {
 
 export interface ReconcilerOptions {
   kube: KubeClients;
-  /** The operator's own env Secrets, from its watch. */
-  secrets: ObjectCache<V1Secret>;
+  /** The operator's own env Secrets, from its watch of each namespace it may manage Secrets in. */
+  secrets: SecretWatches;
   sessions: NodeSessions;
   events: EventRecorder;
-  defaultEndpoint: string;
+  /** The servers bindings may name; the first is the default. */
+  endpoints: AllowedEndpoints;
   log: Logger;
   /** Every write to an env Secret goes through it, so its watch echo is not taken for someone else's change. */
   ownWrites: OwnWrites;
@@ -61,6 +64,15 @@ export class Reconciler {
 
   async reconcile(binding: NosanaSecretBinding): Promise<Outcome> {
     const log = this.options.log.child({ namespace: binding.metadata.namespace, binding: binding.metadata.name, job: binding.spec.job });
+    try {
+      await this.options.secrets.ensure(binding.metadata.namespace);
+    } catch (error) {
+      if (!(error instanceof SecretsForbiddenError)) throw error;
+      // Nothing of ours can be in a namespace whose Secrets we may not touch: a deleted binding just goes.
+      if (binding.metadata.deletionTimestamp) return this.releaseFinalizer(binding, log);
+      return this.fail(binding, new BindingProblem(Reason.SecretsNotPermitted,
+        `${error.message}: bind the operator's Secrets ClusterRole to its ServiceAccount in this namespace (chart: list it in operator.namespaces)`), log);
+    }
     if (binding.metadata.deletionTimestamp) return this.finalize(binding, log);
     if (!(binding.metadata.finalizers ?? []).includes(FINALIZER)) await this.addFinalizer(binding);
     if (binding.spec.jobFinished) return this.finish(binding, log);
@@ -76,8 +88,10 @@ export class Reconciler {
 
     let values: Record<string, SecretValue>;
     try {
+      // The endpoint first: a server not on the allow-list gets nothing, not even a login signed with the node key.
+      const endpoint = this.endpointOf(binding);
       const keypair = await this.nodeKeypair(binding);
-      values = await this.readValues(binding, keypair);
+      values = await this.readValues(binding, endpoint, keypair);
     } catch (error) {
       if (error instanceof BindingProblem) return this.fail(binding, error, log);
       throw error;
@@ -122,9 +136,14 @@ export class Reconciler {
 
   /** The binding is being deleted: delete what the operator made for it, then let it go. */
   private async finalize(binding: NosanaSecretBinding, log: Logger): Promise<Outcome> {
+    if (!(binding.metadata.finalizers ?? []).includes(FINALIZER)) return { result: 'success', reason: 'Deleted' };
+    await this.deleteEnvSecrets(binding, undefined);
+    return this.releaseFinalizer(binding, log);
+  }
+
+  private async releaseFinalizer(binding: NosanaSecretBinding, log: Logger): Promise<Outcome> {
     const index = (binding.metadata.finalizers ?? []).indexOf(FINALIZER);
     if (index < 0) return { result: 'success', reason: 'Deleted' };
-    await this.deleteEnvSecrets(binding, undefined);
     await this.patchBinding(binding, [
       { op: 'test', path: `/metadata/finalizers/${index}`, value: FINALIZER },
       { op: 'remove', path: `/metadata/finalizers/${index}` },
@@ -220,24 +239,29 @@ export class Reconciler {
     return keypair;
   }
 
+  private endpointOf(binding: NosanaSecretBinding): string {
+    try {
+      return this.options.endpoints.choose(binding.spec.endpoint);
+    } catch (error) {
+      // Only a change of the spec (or of the operator's settings) can clear it: no retry.
+      if (error instanceof EndpointNotAllowedError) throw new BindingProblem(Reason.EndpointNotAllowed, `spec.${error.message}`, false);
+      throw error;
+    }
+  }
+
   /** Every key of the binding, read with the job's token. */
-  private async readValues(binding: NosanaSecretBinding, keypair: Keypair): Promise<Record<string, SecretValue>> {
-    const endpoint = binding.spec.endpoint ?? this.options.defaultEndpoint;
+  private async readValues(binding: NosanaSecretBinding, endpoint: string, keypair: Keypair): Promise<Record<string, SecretValue>> {
     const { job, owner } = binding.spec;
     try {
       const keys = [...new Set(binding.spec.secrets.map((s) => s.key))];
       return await this.options.sessions.readJobSecrets(endpoint, keypair, job, owner, keys);
     } catch (error) {
-      if (error instanceof OwnerMismatchError) {
-        throw new BindingProblem(Reason.AccessDenied, `job ${job} is granted to node ${keypair.address} by ${error.grantedBy}, not by spec.owner ${owner}`);
-      }
-      if (error instanceof ServerUnreachableError) throw new BindingProblem(Reason.ServerUnreachable, error.message);
-      if (error instanceof ApiError) {
-        if (error.status === 403 || error.status === 409) throw new BindingProblem(Reason.AccessDenied, `${endpoint}: ${error.message}`);
-        if (error.status === 404) throw new BindingProblem(Reason.SecretNotFound, `${endpoint}: ${error.message}`);
-        throw new BindingProblem(Reason.ServerUnreachable, `${endpoint} answered ${error.status}: ${error.message}`);
-      }
-      throw error;
+      if (!(error instanceof ServerCallError)) throw error;
+      if (error.unreachable) throw new BindingProblem(Reason.ServerUnreachable, error.message);
+      // A refused login, no grant from spec.owner for this job, or a key the grant leaves out.
+      if (error.status === 403) throw new BindingProblem(Reason.AccessDenied, `${endpoint}: ${error.message}`);
+      if (error.status === 404) throw new BindingProblem(Reason.SecretNotFound, `${endpoint}: ${error.message}`);
+      throw new BindingProblem(Reason.ServerUnreachable, `${endpoint} answered ${error.status ?? '?'}: ${error.message}`);
     }
   }
 

@@ -55,6 +55,7 @@ describe('the chart', () => {
     expect(kinds).toEqual([
       'ClusterRole/nsx-nosana-secrets-injector',
       'ClusterRole/nsx-nosana-secrets-operator',
+      'ClusterRole/nsx-nosana-secrets-operator-secrets',
       'ClusterRoleBinding/nsx-nosana-secrets-injector',
       'ClusterRoleBinding/nsx-nosana-secrets-operator',
       'DaemonSet/nsx-nosana-secrets-injector',
@@ -245,23 +246,32 @@ describe('the chart', () => {
     await expect(render({ server: { replicaCount: 2, storage: { connection: 'postgresql://db/nosana' } } })).resolves.toBeTruthy();
   });
 
-  it('grants the operator exactly the rules of operator/rbac.yaml, the Lease only in its own namespace', async () => {
+  it('grants the operator exactly the rules of operator/rbac.yaml: Secrets only in operator.namespaces, the Lease only in its own namespace', async () => {
     type Rule = { apiGroups: string[]; resources: string[]; verbs: string[] };
     const flatten = (rules: Rule[]) => rules.flatMap((r) => r.apiGroups.flatMap((g) => r.resources.flatMap((res) => r.verbs.map((v) => `${g}/${res}:${v}`)))).sort();
-    const wanted = (parseAllDocuments(readFileSync(join(REPO_DIR, 'operator/rbac.yaml'), 'utf8'))[0]!.toJS() as { rules: Rule[] }).rules;
-    const objects = await render();
+    const [bindingRules, secretRules, leaseRules] = parseAllDocuments(readFileSync(join(REPO_DIR, 'operator/rbac.yaml'), 'utf8'))
+      .map((document) => (document.toJS() as { rules: Rule[] }).rules);
+    const objects = await render({ operator: { namespaces: ['jobs', 'more-jobs'] } });
     const clusterRole = find(objects, 'ClusterRole', '-operator').rules as Rule[];
+    expect(flatten(clusterRole)).toEqual(flatten(bindingRules!));
+    expect(flatten(clusterRole).some((r) => r.startsWith('/secrets')), 'no cluster-wide Secret rights').toBe(false);
+    expect(flatten(find(objects, 'ClusterRole', '-operator-secrets').rules as Rule[])).toEqual(flatten(secretRules!));
+    const secretBindings = objects.filter((o) => o.kind === 'RoleBinding' && o.metadata.name.endsWith('-operator-secrets'));
+    expect(secretBindings.map((o) => o.metadata.namespace)).toEqual(['jobs', 'more-jobs']);
+    expect(objects.filter((o) => o.kind === 'ClusterRoleBinding' && (o.roleRef as { name: string }).name.endsWith('-operator-secrets'))).toEqual([]);
     const leaseRole = find(objects, 'Role', '-leader-election');
     expect(leaseRole.metadata.namespace).toBe(NAMESPACE);
-    expect([...flatten(clusterRole), ...flatten(leaseRole.rules as Rule[])].sort()).toEqual(flatten(wanted));
+    expect(flatten(leaseRole.rules as Rule[])).toEqual(flatten(leaseRules!));
     expect(flatten(clusterRole).some((r) => r.startsWith('coordination.k8s.io/')), 'no cluster-wide Lease rights').toBe(false);
 
     const scoped = await render({ operator: { watchNamespace: 'jobs' } });
-    const operatorClusterObjects = (list: KubeObject[]) => list.filter((o) => o.kind.startsWith('Cluster') && o.metadata.name.endsWith('-operator'));
-    expect(operatorClusterObjects(objects)).toHaveLength(2);
-    expect(operatorClusterObjects(scoped), 'an operator of one namespace has no cluster-wide rights').toEqual([]);
+    const operatorClusterBindings = (list: KubeObject[]) => list.filter((o) => o.kind === 'ClusterRoleBinding' && o.metadata.name.includes('-operator'));
+    expect(operatorClusterBindings(objects)).toHaveLength(1);
+    expect(operatorClusterBindings(scoped), 'an operator of one namespace has no cluster-wide rights').toEqual([]);
     expect(find(scoped, 'Role', '-operator').metadata.namespace).toBe('jobs');
     expect(flatten(find(scoped, 'Role', '-operator').rules as Rule[])).toEqual(flatten(clusterRole));
+    expect(find(scoped, 'RoleBinding', '-operator-secrets').metadata.namespace).toBe('jobs');
+    await expect(render({ operator: { namespaces: [NAMESPACE] } })).rejects.toThrow(/release namespace, which holds the server's keys/);
   });
 
   it('lets the server no Kubernetes API access, and the injector only read SecretProviderClasses', async () => {

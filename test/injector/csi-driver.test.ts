@@ -94,7 +94,7 @@ beforeAll(async () => {
   await world.put('victim-key', victim);
   await world.grant('csi-job', ['openai/api-key']);
   await world.grant('victim-job', ['victim-key']);
-  await world.createClass('csi-job', { job: 'csi-job', objects: '- key: openai/api-key\n  fileName: openai-key\n  mode: "0440"' });
+  await world.createClass('csi-job', { owner: world.owner.address, job: 'csi-job', objects: '- key: openai/api-key\n  fileName: openai-key\n  mode: "0440"' });
 
   const csiSocket = join(workDir, 'csi.sock');
   driver = spawn(binary, [
@@ -162,7 +162,7 @@ describe('the real Secrets Store CSI driver calling the injector', () => {
 
   it('fails the volume, with the injector\'s ParameterOverride code, when the pod\'s attributes name another job', async () => {
     const pod = await createPod('csi-thief');
-    await expect(publish(pod, 'csi-job', { job: 'victim-job', objects: '- key: victim-key' })).rejects.toThrow(/ParameterOverride/);
+    await expect(publish(pod, 'csi-job', { owner: world.owner.address, job: 'victim-job', objects: '- key: victim-key' })).rejects.toThrow(/ParameterOverride/);
     expect(world.injectorLogs.some((line) => line.includes('"code":"ParameterOverride"') && line.includes('csi-thief'))).toBe(true);
     expect(driverLog).not.toContain(victim);
   });

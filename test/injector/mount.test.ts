@@ -23,7 +23,7 @@ const objectsAB = '- key: openai/api-key\n  fileName: openai-key\n  mode: "0400"
 
 describe('mounting a job\'s secrets', () => {
   it('returns the requested keys as files with modes and one object version per file', async () => {
-    const classParameters = { job: 'job-a', objects: objectsAB };
+    const classParameters = { owner: world.owner.address, job: 'job-a', objects: objectsAB };
     const response = await world.mountNewClass('job-a-files', classParameters);
 
     expect(response.error?.code ?? '').toBe('');
@@ -34,7 +34,7 @@ describe('mounting a job\'s secrets', () => {
   });
 
   it('changes an object version when its value changes and keeps the others', async () => {
-    const classParameters = { job: 'job-a', objects: objectsAB };
+    const classParameters = { owner: world.owner.address, job: 'job-a', objects: objectsAB };
     await world.createClass('job-a-rotation', classParameters);
     const pod = newPod(world.namespace);
     const first = await world.client.mount(driverRequest({ pod, secretProviderClass: 'job-a-rotation', classParameters }));
@@ -54,7 +54,7 @@ describe('mounting a job\'s secrets', () => {
   it('gives a key deleted and stored again a new object version, although the server restarts its count at 1', async () => {
     await world.put('recreated', 'first');
     await world.grant('job-recreate', ['recreated']);
-    const classParameters = { job: 'job-recreate', objects: '- key: recreated' };
+    const classParameters = { owner: world.owner.address, job: 'job-recreate', objects: '- key: recreated' };
     await world.createClass('job-recreate', classParameters);
     const request = () => driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'job-recreate', classParameters });
     const before = await world.client.mount(request());
@@ -69,8 +69,8 @@ describe('mounting a job\'s secrets', () => {
   });
 
   it('gives two pods of two jobs only their own job\'s secrets', async () => {
-    const parametersA = { job: 'job-a', objects: '- key: openai/api-key' };
-    const parametersB = { job: 'job-b', objects: '- key: other-job-key' };
+    const parametersA = { owner: world.owner.address, job: 'job-a', objects: '- key: openai/api-key' };
+    const parametersB = { owner: world.owner.address, job: 'job-b', objects: '- key: other-job-key' };
     await world.createClass('class-a', parametersA);
     await world.createClass('class-b', parametersB);
     const [a, b] = await Promise.all([
@@ -81,7 +81,7 @@ describe('mounting a job\'s secrets', () => {
     expect(filesOf(b)).toEqual({ 'other-job-key': values.other });
 
     // And job B's class cannot reach job A's key: its token is limited to job B's grant.
-    const crossParameters = { job: 'job-b', objects: '- key: openai/api-key' };
+    const crossParameters = { owner: world.owner.address, job: 'job-b', objects: '- key: openai/api-key' };
     const cross = await world.mountNewClass('class-b-cross', crossParameters);
     expect(cross.error?.code).toBe('KeyNotGranted');
     expect(cross.files).toEqual([]);
@@ -89,25 +89,25 @@ describe('mounting a job\'s secrets', () => {
   });
 
   it('refuses a key not granted to the job with KeyNotGranted and returns no file at all', async () => {
-    const classParameters = { job: 'job-a', objects: '- key: ssh-key\n- key: other-job-key' };
+    const classParameters = { owner: world.owner.address, job: 'job-a', objects: '- key: ssh-key\n- key: other-job-key' };
     const response = await world.mountNewClass('job-a-greedy', classParameters);
     expect(response.error?.code).toBe('KeyNotGranted');
     expect(response.files).toEqual([]);
     const line = world.injectorLogs.map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.code === 'KeyNotGranted' && l.job === 'job-a');
-    expect(line).toMatchObject({ job: 'job-a', key: 'other-job-key', msg: 'mount refused' });
+    expect(line).toMatchObject({ owner: world.owner.address, job: 'job-a', key: 'other-job-key', msg: 'mount refused' });
     expect(String(line?.pod)).toMatch(new RegExp(`^${world.namespace}/`));
   });
 
   it('answers KeyNotFound for a granted key that does not exist', async () => {
     await world.grant('job-missing', ['not-stored-yet']);
-    const classParameters = { job: 'job-missing', objects: '- key: not-stored-yet' };
+    const classParameters = { owner: world.owner.address, job: 'job-missing', objects: '- key: not-stored-yet' };
     const response = await world.mountNewClass('job-missing', classParameters);
     expect(response.error?.code).toBe('KeyNotFound');
     expect(response.files).toEqual([]);
   });
 
   it('answers JobNotGranted when the node is not a reader of the job', async () => {
-    const classParameters = { job: 'job-nobody-granted', objects: '- key: ssh-key' };
+    const classParameters = { owner: world.owner.address, job: 'job-nobody-granted', objects: '- key: ssh-key' };
     const response = await world.mountNewClass('job-nobody', classParameters);
     expect(response.error?.code).toBe('JobNotGranted');
   });
@@ -115,7 +115,7 @@ describe('mounting a job\'s secrets', () => {
   it('signs in with the node key from the nodePublishSecretRef when the class names it', async () => {
     const jobNode = generateKeypair();
     await world.server.client.putGrant(world.owner.token, 'job-own-key', ['ssh-key'], [jobNode.address]);
-    const classParameters = { job: 'job-own-key', objects: '- key: ssh-key', nodeKeySecret: 'keypair.json' };
+    const classParameters = { owner: world.owner.address, job: 'job-own-key', objects: '- key: ssh-key', nodeKeySecret: 'keypair.json' };
     await world.createClass('job-own-key', classParameters);
     const pod = newPod(world.namespace);
     const ok = await world.client.mount(driverRequest({
@@ -130,7 +130,7 @@ describe('mounting a job\'s secrets', () => {
   });
 
   it('signs in once per node key and serves later mounts of the job from the cached job token', async () => {
-    const classParameters = { job: 'job-b', objects: '- key: other-job-key' };
+    const classParameters = { owner: world.owner.address, job: 'job-b', objects: '- key: other-job-key' };
     await world.createClass('job-b-cache', classParameters);
     const loginsBefore = world.server.logs.filter((l) => l.includes('"event":"login"') && !l.includes('token_exchange') && l.includes(world.node.address)).length;
     const hitsBefore = await counter('nosana_secrets_injector_token_cache_total{result="hit",component="injector"}');

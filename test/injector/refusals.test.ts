@@ -2,6 +2,7 @@
 // parameters, an endpoint outside the allow-list, an unreachable server, a class that is not there.
 import { createServer, type Server, type Socket } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKeypair } from '../../common/login.js';
 import { driverRequest, filesOf, newPod, secretValue, startWorld, type InjectorWorld } from './world.js';
 
 let world: InjectorWorld;
@@ -43,10 +44,10 @@ afterAll(async () => {
 
 describe('a pod cannot change what its SecretProviderClass chose', () => {
   it('refuses a volume attribute that overrides the job with ParameterOverride and returns nothing', async () => {
-    const classParameters = { job: 'own-job', objects: '- key: victim-job-key' };
+    const classParameters = { owner: world.owner.address, job: 'own-job', objects: '- key: victim-job-key' };
     await world.createClass('own-job-override', classParameters);
     const response = await world.client.mount(driverRequest({
-      pod: newPod(world.namespace, 'thief'), secretProviderClass: 'own-job-override', classParameters, podAttributes: { job: 'victim-job' },
+      pod: newPod(world.namespace, 'thief'), secretProviderClass: 'own-job-override', classParameters, podAttributes: { owner: world.owner.address, job: 'victim-job' },
     }));
     expect(response.error?.code).toBe('ParameterOverride');
     expect(response.files).toEqual([]);
@@ -56,7 +57,7 @@ describe('a pod cannot change what its SecretProviderClass chose', () => {
   });
 
   it('refuses a volume attribute that overrides the endpoint, even to another allowed server', async () => {
-    const classParameters = { job: 'own-job', objects: '- key: own-key' };
+    const classParameters = { owner: world.owner.address, job: 'own-job', objects: '- key: own-key' };
     await world.createClass('own-job-endpoint', classParameters);
     const response = await world.client.mount(driverRequest({
       pod: newPod(world.namespace), secretProviderClass: 'own-job-endpoint', classParameters, podAttributes: { endpoint: closedEndpoint },
@@ -65,7 +66,7 @@ describe('a pod cannot change what its SecretProviderClass chose', () => {
   });
 
   it('refuses a volume attribute the class does not set at all (objects, nodeKeySecret)', async () => {
-    const classParameters = { job: 'own-job', objects: '- key: own-key' };
+    const classParameters = { owner: world.owner.address, job: 'own-job', objects: '- key: own-key' };
     await world.createClass('own-job-extra', classParameters);
     for (const podAttributes of [{ objects: '- key: victim-job-key' }, { nodeKeySecret: 'key' }] as Record<string, string>[]) {
       const response = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'own-job-extra', classParameters, podAttributes }));
@@ -74,13 +75,13 @@ describe('a pod cannot change what its SecretProviderClass chose', () => {
   });
 
   it('accepts a pod whose attributes repeat the class\'s own values, and sees an edited class at once', async () => {
-    const classParameters = { job: 'own-job', objects: '- key: own-key' };
+    const classParameters = { owner: world.owner.address, job: 'own-job', objects: '- key: own-key' };
     await world.createClass('own-job-same', classParameters);
-    const same = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'own-job-same', classParameters, podAttributes: { job: 'own-job' } }));
+    const same = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'own-job-same', classParameters, podAttributes: { owner: world.owner.address, job: 'own-job' } }));
     expect(filesOf(same)).toEqual({ 'own-key': ownValue });
 
     // The class now names another file; the injector's cached copy must not make the new attributes look forged.
-    const edited = { job: 'own-job', objects: '- key: own-key\n  fileName: renamed' };
+    const edited = { owner: world.owner.address, job: 'own-job', objects: '- key: own-key\n  fileName: renamed' };
     await world.replaceClassParameters('own-job-same', edited);
     const after = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'own-job-same', classParameters: edited }));
     expect(filesOf(after)).toEqual({ renamed: ownValue });
@@ -88,21 +89,23 @@ describe('a pod cannot change what its SecretProviderClass chose', () => {
 
   it('answers SecretProviderClassUnavailable when the named class does not exist in the pod\'s namespace', async () => {
     const response = await world.client.mount(driverRequest({
-      pod: newPod(world.namespace), secretProviderClass: 'no-such-class', classParameters: { job: 'own-job', objects: '- key: own-key' },
+      pod: newPod(world.namespace), secretProviderClass: 'no-such-class', classParameters: { owner: world.owner.address, job: 'own-job', objects: '- key: own-key' },
     }));
     expect(response.error?.code).toBe('SecretProviderClassUnavailable');
   });
 });
 
 describe('bad parameters and unreachable servers', () => {
+  // Built before the world starts: any valid address will do, each case fails on another parameter first.
+  const anyOwner = generateKeypair().address;
   const cases: [string, Record<string, string>][] = [
-    ['a key name with a ".." segment', { job: 'own-job', objects: '- key: ../own-key' }],
-    ['a key name with a space', { job: 'own-job', objects: '- key: "own key"' }],
-    ['a file name with ".."', { job: 'own-job', objects: '- key: own-key\n  fileName: ../../etc/passwd' }],
-    ['an absolute file name', { job: 'own-job', objects: '- key: own-key\n  fileName: /etc/passwd' }],
-    ['a mode that is not an octal string', { job: 'own-job', objects: '- key: own-key\n  mode: 0400' }],
-    ['objects that are not a list', { job: 'own-job', objects: 'key: own-key' }],
-    ['no objects', { job: 'own-job' }],
+    ['a key name with a ".." segment', { owner: anyOwner, job: 'own-job', objects: '- key: ../own-key' }],
+    ['a key name with a space', { owner: anyOwner, job: 'own-job', objects: '- key: "own key"' }],
+    ['a file name with ".."', { owner: anyOwner, job: 'own-job', objects: '- key: own-key\n  fileName: ../../etc/passwd' }],
+    ['an absolute file name', { owner: anyOwner, job: 'own-job', objects: '- key: own-key\n  fileName: /etc/passwd' }],
+    ['a mode that is not an octal string', { owner: anyOwner, job: 'own-job', objects: '- key: own-key\n  mode: 0400' }],
+    ['objects that are not a list', { owner: anyOwner, job: 'own-job', objects: 'key: own-key' }],
+    ['no objects', { owner: anyOwner, job: 'own-job' }],
     ['no job', { objects: '- key: own-key' }],
   ];
   for (const [what, classParameters] of cases) {
@@ -115,13 +118,13 @@ describe('bad parameters and unreachable servers', () => {
   }
 
   it('refuses an endpoint that is not in the injector\'s allow-list with EndpointNotAllowed, before any login', async () => {
-    const classParameters = { job: 'own-job', objects: '- key: own-key', endpoint: 'http://attacker.example:4124' };
+    const classParameters = { owner: world.owner.address, job: 'own-job', objects: '- key: own-key', endpoint: 'http://attacker.example:4124' };
     const response = await world.mountNewClass('foreign-endpoint', classParameters);
     expect(response.error?.code).toBe('EndpointNotAllowed');
   });
 
   it('answers ServerUnreachable when the class\'s server does not answer', async () => {
-    const classParameters = { job: 'own-job', objects: '- key: own-key', endpoint: closedEndpoint };
+    const classParameters = { owner: world.owner.address, job: 'own-job', objects: '- key: own-key', endpoint: closedEndpoint };
     const response = await world.mountNewClass('server-down', classParameters);
     expect(response.error?.code).toBe('ServerUnreachable');
     const metrics = await (await fetch(`http://127.0.0.1:${world.injector.metricsPort}/metrics`)).text();
@@ -130,7 +133,7 @@ describe('bad parameters and unreachable servers', () => {
   });
 
   it('answers ServerUnreachable once the server timeout passes when the server accepts but never answers', async () => {
-    const classParameters = { job: 'own-job', objects: '- key: own-key', endpoint: silentEndpoint };
+    const classParameters = { owner: world.owner.address, job: 'own-job', objects: '- key: own-key', endpoint: silentEndpoint };
     await world.createClass('server-silent', classParameters);
     const started = Date.now();
     const response = await world.client.mount(driverRequest({ pod: newPod(world.namespace), secretProviderClass: 'server-silent', classParameters }));

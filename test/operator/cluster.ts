@@ -225,14 +225,14 @@ export interface OperatorWorld {
   operator: TestOperator;
 }
 
-export async function startOperatorWorld(namespacePrefix: string): Promise<OperatorWorld> {
+export async function startOperatorWorld(namespacePrefix: string, env: Record<string, string> = {}): Promise<OperatorWorld> {
   const kc = kubeConfig();
   await applyCrd(kc);
   const kube = clients(kc);
   const namespace = await createNamespace(kube, namespacePrefix);
   const world = await startSecretsWorld();
   await createNodeCredentials(kube, namespace, NODE_CREDENTIALS, world.node);
-  const operator = await startTestOperator(kc, namespace, world.server.url, { LEADER_ELECT: 'false' });
+  const operator = await startTestOperator(kc, namespace, world.server.url, { LEADER_ELECT: 'false', ...env });
   return { kube, namespace, world, operator };
 }
 

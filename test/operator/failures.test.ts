@@ -1,9 +1,11 @@
 // Bindings that cannot be satisfied say why in their Ready condition and an Event, and leave no values behind.
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeypair } from '../../common/login.js';
 import type { KubeClients } from '../../operator/kube/clients.js';
 import {
-  bindingObject, bindingSpec, createBinding, decoded, eventsFor, getSecret, grant, sample, scrape, startOperatorWorld,
+  bindingObject, bindingSpec, createBinding, decoded, eventsFor, getBinding, getSecret, grant, patchBinding, sample, scrape, startOperatorWorld,
   stopOperatorWorld, waitFor, waitForReady, type SecretsWorld, type TestOperator
 } from './cluster.js';
 
@@ -12,8 +14,11 @@ let namespace: string;
 let world: SecretsWorld;
 let operator: TestOperator;
 
+/** A server that no request may reach: the operator is not allowed to sign in there. */
+const UNREACHABLE = 'http://127.0.0.1:1';
+
 beforeAll(async () => {
-  ({ kube, namespace, world, operator } = await startOperatorWorld('nsb-fail'));
+  ({ kube, namespace, world, operator } = await startOperatorWorld('nsb-fail', { NOSANA_OPERATOR_ALLOWED_ENDPOINTS: UNREACHABLE }));
 });
 
 afterAll(() => stopOperatorWorld({ kube, world, operator }));
@@ -49,7 +54,7 @@ describe('a NosanaSecretBinding that cannot be satisfied', () => {
     const stranger = generateKeypair().address;
     await createBinding(kube, bindingObject(namespace, 'owner', bindingSpec(world, 'job-owner', [{ key: 'owner/token', env: 'TOKEN' }], { owner: stranger })));
     const binding = await waitForReady(kube, namespace, 'owner', 'False', 'AccessDenied');
-    expect(binding.status?.conditions?.[0]?.message).toContain(`not by spec.owner ${stranger}`);
+    expect(binding.status?.conditions?.[0]?.message).toContain(`has no grant for job job-owner from owner ${stranger}`);
     expect(await getSecret(kube, namespace, 'owner')).toBeUndefined();
   });
 
@@ -62,9 +67,40 @@ describe('a NosanaSecretBinding that cannot be satisfied', () => {
 
   it('whose secrets server cannot be reached gets ServerUnreachable', async () => {
     await createBinding(kube, bindingObject(namespace, 'unreachable',
-      bindingSpec(world, 'job-x', [{ key: 'x', env: 'X' }], { endpoint: 'http://127.0.0.1:1' })));
+      bindingSpec(world, 'job-x', [{ key: 'x', env: 'X' }], { endpoint: UNREACHABLE })));
     const binding = await waitForReady(kube, namespace, 'unreachable', 'False', 'ServerUnreachable');
     expect(binding.status?.conditions?.[0]?.message).toMatch(/cannot reach the secrets server at http:\/\/127\.0\.0\.1:1/);
+  });
+
+  it('naming an endpoint outside the allow-list gets EndpointNotAllowed, and that server receives no request', async () => {
+    const received: string[] = [];
+    const capture = createServer((request, response) => {
+      received.push(`${request.method} ${request.url}`);
+      response.writeHead(404).end();
+    });
+    await new Promise<void>((resolve) => capture.listen(0, '127.0.0.1', resolve));
+    const endpoint = `http://127.0.0.1:${(capture.address() as AddressInfo).port}`;
+    try {
+      await grant(world, 'job-capture', { 'capture/token': 'capture-value' });
+      await createBinding(kube, bindingObject(namespace, 'capture',
+        bindingSpec(world, 'job-capture', [{ key: 'capture/token', env: 'TOKEN' }], { endpoint })));
+      const binding = await waitForReady(kube, namespace, 'capture', 'False', 'EndpointNotAllowed');
+      expect(binding.status?.conditions?.[0]?.message).toContain(`endpoint "${endpoint}" is not one of the allowed secrets servers`);
+      expect(binding.status?.conditions?.[0]?.message).toContain('NOSANA_OPERATOR_ALLOWED_ENDPOINTS');
+      await waitFor('a Warning event', async () =>
+        (await eventsFor(kube, namespace, 'capture')).find((e) => e.type === 'Warning' && e.reason === 'EndpointNotAllowed'));
+      // The same endpoint with a trailing slash or other spelling is the same refusal, not a way round it.
+      await patchBinding(kube, namespace, 'capture', [{ op: 'replace', path: '/spec/endpoint', value: `${endpoint}/` }]);
+      await waitFor('the edited binding to be reconciled', async () => {
+        const edited = await getBinding(kube, namespace, 'capture');
+        const ready = edited?.status?.conditions?.[0];
+        return edited?.status?.observedGeneration === edited?.metadata.generation && ready?.reason === 'EndpointNotAllowed' ? true : undefined;
+      });
+      expect(received, 'requests that reached the refused endpoint').toEqual([]);
+      expect(await getSecret(kube, namespace, 'capture')).toBeUndefined();
+    } finally {
+      capture.close();
+    }
   });
 
   it('without its node credentials Secret gets CredentialsNotFound naming the Secret', async () => {

@@ -125,6 +125,18 @@ describe('job grants', () => {
     expect(ownerWithoutJob.status).toBe(400);
   });
 
+  it('a job login naming an owner with no grant is a 403, never a fallback to the only other owner\'s grant', async () => {
+    const stranger = await newAccount(server);
+    const reader = await newAccount(server);
+    await server.client.putGrant(stranger.token, 'job-stranger-only', ['X'], [reader.address]);
+    const login = await call(server.url, 'POST', '/login', { body: { ...signLogin(reader.keypair, { job: 'job-stranger-only' }), owner: owner.address } });
+    expect(login.status).toBe(403);
+    expect(login.body.error).toBe(`address ${reader.address} has no grant for job job-stranger-only from owner ${owner.address}`);
+    const exchange = await call(server.url, 'POST', '/v1/tokens/job', { token: reader.token, body: { job: 'job-stranger-only', owner: owner.address } });
+    expect(exchange.status).toBe(403);
+    expect(exchange.body.type).toBe('ForbiddenError');
+  });
+
   it('a working job token keeps working when another owner grants the same job id to the same reader', async () => {
     const intruder = await newAccount(server);
     const reader = await newAccount(server);

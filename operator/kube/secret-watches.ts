@@ -1,0 +1,63 @@
+// The operator's env Secrets, watched one namespace at a time. The operator holds no cluster-wide right on Secrets
+// (that would cover the server's own keys): a namespace opts in by binding the operator's Secrets ClusterRole there
+// (the chart does it for operator.namespaces). A namespace's watch starts with the first binding seen in it, after a
+// check that the operator may list its Secrets; without that right the binding says so in its Ready condition.
+import type { V1Secret } from '@kubernetes/client-node';
+import type { Logger } from '../../common/log.js';
+import { MANAGED_BY, MANAGED_BY_LABEL } from '../api/v1alpha1.js';
+import { statusOf, type KubeClients } from './clients.js';
+import { ResilientInformer } from './informer.js';
+
+/** The operator may not list or watch Secrets in this namespace (RBAC): it was not opted in. */
+export class SecretsForbiddenError extends Error {
+  override name = 'SecretsForbiddenError';
+}
+
+const LABEL_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
+
+export class SecretWatches {
+  private readonly watches = new Map<string, { informer: ResilientInformer<V1Secret>; started: Promise<void> }>();
+  private stopped = false;
+
+  constructor(
+    private readonly kube: KubeClients,
+    private readonly log: Logger,
+    /** Called with every add, update and delete of a watched Secret. */
+    private readonly onChange: (secret: V1Secret, deleted: boolean) => void,
+  ) {}
+
+  /** Resolves once `namespace`'s env Secrets are in the cache; throws SecretsForbiddenError without the right. */
+  async ensure(namespace: string): Promise<void> {
+    const existing = this.watches.get(namespace);
+    if (existing) return existing.started;
+    try {
+      await this.kube.core.listNamespacedSecret({ namespace, labelSelector: LABEL_SELECTOR, limit: 1 });
+    } catch (error) {
+      if (statusOf(error) === 403) throw new SecretsForbiddenError(`the operator may not manage Secrets in namespace ${namespace}`);
+      throw error;
+    }
+    if (this.watches.has(namespace) || this.stopped) return this.watches.get(namespace)?.started;
+    const informer = new ResilientInformer<V1Secret>({
+      kubeConfig: this.kube.kubeConfig, log: this.log, labelSelector: LABEL_SELECTOR,
+      path: `/api/v1/namespaces/${namespace}/secrets`,
+      list: () => this.kube.core.listNamespacedSecret({ namespace, labelSelector: LABEL_SELECTOR }),
+    });
+    for (const verb of ['add', 'update', 'delete'] as const) informer.on(verb, (secret) => this.onChange(secret, verb === 'delete'));
+    const started = informer.start();
+    this.watches.set(namespace, { informer, started });
+    return started;
+  }
+
+  get(name: string, namespace: string): V1Secret | undefined {
+    return this.watches.get(namespace)?.informer.cache.get(name, namespace);
+  }
+
+  list(namespace: string): readonly V1Secret[] {
+    return this.watches.get(namespace)?.informer.cache.list(namespace) ?? [];
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.watches.values()].map((watch) => watch.informer.stop()));
+  }
+}
