@@ -23,6 +23,26 @@ export interface LoginBody {
   owner?: string;
 }
 
+// Public keys that anyone can sign for. node:crypto (OpenSSL) verifies RFC 8032 signatures cofactorless and checks
+// that S < L, but accepts any point as a public key: with a small-order key A, R = identity and S = 0 satisfy
+// [S]B = R + [k]A for every message whose k is a multiple of A's order (always, for the identity). So an address
+// whose point has small order, or whose y coordinate is not encoded canonically (y >= p, which also covers the
+// "negative zero" encodings of small-order points), is refused before any signature is checked. The 8 small-order
+// points have y in {0, 1, p-1, Y8, p-Y8} (orders 4, 1, 2 and 8), the list libsodium blocks too.
+const P = 2n ** 255n - 19n;
+const Y8 = 2707385501144840649318225287225658788936804267575313519463743609750303402022n;
+const SMALL_ORDER_Y = new Set([0n, 1n, P - 1n, Y8, P - Y8]);
+
+/** Why a 32-byte ed25519 public key cannot be trusted to prove anything, or undefined when it can. */
+export function weakPublicKeyProblem(raw: Uint8Array): string | undefined {
+  let y = 0n;
+  for (let i = 31; i >= 0; i--) y = (y << 8n) | BigInt(raw[i]!);
+  y &= (1n << 255n) - 1n; // the top bit is the sign of x
+  if (y >= P) return 'is not a canonical ed25519 point encoding';
+  if (SMALL_ORDER_Y.has(y)) return 'is a small-order ed25519 point, for which anyone can forge signatures';
+  return undefined;
+}
+
 // Nodes and owners log in again and again with the same key: parsing it once saves a good part of each login.
 const publicKeys = new LRUCache<string, KeyObject>({ max: 10_000 });
 
@@ -31,6 +51,8 @@ function publicKeyOf(address: string): KeyObject {
   if (!key) {
     const raw = decodeAddress(address);
     if (!raw) throw validation('address must be a base58 ed25519 public key of 32 bytes');
+    const weakness = weakPublicKeyProblem(raw);
+    if (weakness) throw validation(`address ${address} ${weakness}: it cannot log in; use a key made by solana-keygen or nosana-secrets keygen`);
     key = createPublicKey({ key: Buffer.concat([ED25519_SPKI_PREFIX, raw]), format: 'der', type: 'spki' });
     publicKeys.set(address, key);
   }
