@@ -1,11 +1,12 @@
-// POST /login: the signed-message login of owners and nodes. The signature of `nosana_secret_<timestamp>` is
+// POST /login: the signed-message login of owners and nodes. The signature of `nosana_secret_<audience>_<timestamp>`
+// (bound to this server) or of upstream's `nosana_secret_<timestamp>` (unbound; LOGIN_UNBOUND=refuse turns it off) is
 // verified with node:crypto's ed25519 (native, much faster than pure JS); the timestamp must be recent; a signature
 // is accepted once only (the replay cache lives in storage, so it holds across restarts and replicas).
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
 import bs58 from 'bs58';
 import type { FastifyInstance } from 'fastify';
 import { LRUCache } from 'lru-cache';
-import { loginMessage } from '../common/login.js';
+import { AUDIENCE_PATTERN, loginMessage } from '../common/login.js';
 import { ADDRESS_PATTERN, decodeAddress, JOB_MAX_LENGTH, JOB_PATTERN } from '../common/names.js';
 import type { ServerContext } from './context.js';
 import { forbidden, HttpError, validation } from './errors.js';
@@ -21,6 +22,8 @@ export interface LoginBody {
   job?: string;
   /** With `job`: the owner whose grant to use, when several owners grant that job id to this address. */
   owner?: string;
+  /** Present when the bound form was signed: the audience inside the message, which must be this server's. */
+  audience?: string;
 }
 
 // Public keys that anyone can sign for. node:crypto (OpenSSL) verifies RFC 8032 signatures cofactorless and checks
@@ -82,10 +85,18 @@ export async function checkLogin(context: ServerContext, body: LoginBody): Promi
   if (timestamp > now + config.loginMaxFutureSeconds) {
     throw forbidden(`timestamp is more than ${config.loginMaxFutureSeconds} s in the future: check the client's clock`);
   }
+  if (body.audience === undefined && config.unboundLogin === 'refuse') {
+    throw validation(`this server accepts only audience-bound logins: sign nosana_secret_${config.loginAudience}_<unix seconds> ` +
+      `and send "audience": "${config.loginAudience}" (GET /v1/info names the audience)`);
+  }
+  if (body.audience !== undefined && body.audience !== config.loginAudience) {
+    throw forbidden(`login is signed for audience "${body.audience}", not for this server ("${config.loginAudience}"): sign a fresh one for this server`);
+  }
   const key = publicKeyOf(body.address);
   const signature = decodeSignature(body.signature);
-  if (!verify(null, Buffer.from(loginMessage(timestamp)), key, signature)) {
-    throw forbidden(`signature does not match address ${body.address} for message ${loginMessage(timestamp)}`);
+  const message = loginMessage(timestamp, body.audience);
+  if (!verify(null, Buffer.from(message), key, signature)) {
+    throw forbidden(`signature does not match address ${body.address} for message ${message}`);
   }
   // Only a valid signature is remembered, so nobody can fill the replay cache with garbage.
   const fingerprint = createHash('sha256').update(signature).digest('base64url');
@@ -99,6 +110,26 @@ export async function checkLogin(context: ServerContext, body: LoginBody): Promi
 }
 
 export function loginRoutes(app: FastifyInstance, context: ServerContext): void {
+  const { loginAudience, unboundLogin } = context.config;
+  // How to log in here: our clients read the audience once per endpoint and sign the bound form with it.
+  app.get('/v1/info', {
+    schema: {
+      tags: ['login'],
+      summary: 'This server\'s login audience and which login messages it accepts',
+      security: [],
+      response: {
+        200: {
+          type: 'object',
+          properties: {
+            audience: { type: 'string' },
+            loginMessage: { type: 'string', description: 'the bound message to sign, with <unix seconds> in place of the timestamp' },
+            unboundLogin: { type: 'string', enum: ['accept', 'refuse'], description: 'whether nosana_secret_<unix seconds> is still accepted' },
+          },
+        },
+      },
+    },
+  }, async () => ({ audience: loginAudience, loginMessage: `nosana_secret_${loginAudience}_<unix seconds>`, unboundLogin }));
+
   app.post<{ Body: LoginBody }>('/login', {
     schema: {
       tags: ['login'],
@@ -115,6 +146,7 @@ export function loginRoutes(app: FastifyInstance, context: ServerContext): void 
           },
           job: { type: 'string', minLength: 1, maxLength: JOB_MAX_LENGTH, pattern: JOB_PATTERN },
           owner: { type: 'string', pattern: ADDRESS_PATTERN, description: 'with job: the owner whose grant to use, when several owners grant that job id' },
+          audience: { type: 'string', pattern: AUDIENCE_PATTERN, description: 'set when the message signed is nosana_secret_<audience>_<timestamp>: this server\'s audience (GET /v1/info)' },
         },
         dependencies: { owner: ['job'] },
       },
