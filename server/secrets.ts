@@ -61,7 +61,7 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
   }
 
   function reveal(caller: Caller, owner: string, records: SecretRecord[]): Map<string, { record: SecretRecord; value: string }> {
-    const values = new Map(records.map((r) => [r.key, { record: r, value: envelope.open(owner, r.key, r.sealed) }]));
+    const values = new Map(records.map((r) => [r.key, { record: r, value: envelope.open(owner, r.key, r.version, r.sealed) }]));
     metrics.secretReads.inc({ scope: caller.scope }, values.size);
     audit.info({
       event: 'read', address: caller.address, owner, job: caller.scope === 'job' ? caller.job : undefined,
@@ -77,9 +77,22 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
     return found;
   }
 
+  /**
+   * Each value is sealed for the version it is about to get (one more than now; 1 for a new key), since the version
+   * is bound into the seal. Storage assigns versions itself, so when a concurrent write of the same key took that
+   * version first, the value is sealed again for the version it did get and swapped in if the row still holds this
+   * write (compare-and-set); until then, for that instant, a read of that key answers DecryptionError.
+   */
   async function store(owner: string, entries: [string, string][]): Promise<SecretRecord[]> {
-    const writes = entries.map(([key, value]) => ({ key, ...envelope.seal(owner, key, value) }));
+    const current = await context.timed('get_secrets', () => storage.getSecrets(owner, entries.map(([key]) => key)));
+    const nextVersion = new Map(current.map((record) => [record.key, record.version + 1]));
+    const writes = entries.map(([key, value]) => ({ key, ...envelope.seal(owner, key, nextVersion.get(key) ?? 1, value) }));
     const records = await context.timed('put_secrets', () => storage.putSecrets(owner, writes));
+    await Promise.all(records.map(async (record, i) => {
+      if (record.version === (nextVersion.get(record.key) ?? 1)) return;
+      const again = envelope.seal(owner, record.key, record.version, entries[i]![1]);
+      await context.timed('rewrap_secret', () => storage.rewrapSecret(owner, record.key, writes[i]!.sealed, again.sealed, again.kekId));
+    }));
     metrics.secretWrites.inc({ operation: 'put' }, records.length);
     audit.info({ event: 'write', address: owner, keys: records.map((r) => r.key), outcome: 'success' }, 'write');
     return records;
