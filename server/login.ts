@@ -37,7 +37,7 @@ const Y8 = 270738550114484064931822528722565878893680426757531351946374360975030
 const SMALL_ORDER_Y = new Set([0n, 1n, P - 1n, Y8, P - Y8]);
 
 /** Why a 32-byte ed25519 public key cannot be trusted to prove anything, or undefined when it can. */
-export function weakPublicKeyProblem(raw: Uint8Array): string | undefined {
+function weakPublicKeyProblem(raw: Uint8Array): string | undefined {
   let y = 0n;
   for (let i = 31; i >= 0; i--) y = (y << 8n) | BigInt(raw[i]!);
   y &= (1n << 255n) - 1n; // the top bit is the sign of x
