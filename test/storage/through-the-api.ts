@@ -51,7 +51,9 @@ export function throughTheApi(backend: ApiBackend): void {
     // Values are sealed for the version they are about to get; two servers writing one key at once race for it, and
     // the loser seals again for the version it got. Every write must stay readable as exactly what it was.
     if (backend.networked) it(`concurrent writes of one key through two servers read back at the version each got on ${backend.name}`, async () => {
-      const [a, b] = [await start(database.connection), await start(database.connection)];
+      // One state dir, so both have the same JWT secret and keyring, as replicas do.
+      const dir = mkdtempSync(join(tmpdir(), 'nss-storage-'));
+      const [a, b] = [await start(database.connection, dir), await start(database.connection, dir)];
       const account = await newAccount(a);
       for (let round = 0; round < 3; round++) {
         const written = await Promise.all(Array.from({ length: 8 }, (_, i) =>
