@@ -1,11 +1,15 @@
 // Secret routes: the upstream-compatible ones (/secrets) and the richer /v1 ones. Owners create, replace, list,
 // read and delete their own keys; a job token reads exactly the keys granted to its job, nothing else.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { KEY_MAX_LENGTH, KEY_PATTERN, keyProblem } from '../common/names.js';
 import { authenticate, authenticateOwner, type Caller } from './auth.js';
 import type { ServerContext } from './context.js';
-import { forbidden, notFound, validation } from './errors.js';
-import type { SecretRecord } from './storage/contract.js';
+import { conflict, forbidden, notFound, validation } from './errors.js';
+import { VersionConflictError, type SecretRecord } from './storage/contract.js';
+
+/** How often a write is sealed again and retried when other writes of the same key keep getting there first. */
+const WRITE_ATTEMPTS = 10;
 
 const metadataSchema = {
   type: 'object',
@@ -79,20 +83,28 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
 
   /**
    * Each value is sealed for the version it is about to get (one more than now; 1 for a new key), since the version
-   * is bound into the seal. Storage assigns versions itself, so when a concurrent write of the same key took that
-   * version first, the value is sealed again for the version it did get and swapped in if the row still holds this
-   * write (compare-and-set); until then, for that instant, a read of that key answers DecryptionError.
+   * is bound into the seal, and storage writes it only over the version before (compare-and-set). When another write
+   * of the same key got there first, nothing was written: read the versions again, seal again, retry.
    */
   async function store(owner: string, entries: [string, string][]): Promise<SecretRecord[]> {
-    const current = await context.timed('get_secrets', () => storage.getSecrets(owner, entries.map(([key]) => key)));
-    const nextVersion = new Map(current.map((record) => [record.key, record.version + 1]));
-    const writes = entries.map(([key, value]) => ({ key, ...envelope.seal(owner, key, nextVersion.get(key) ?? 1, value) }));
-    const records = await context.timed('put_secrets', () => storage.putSecrets(owner, writes));
-    await Promise.all(records.map(async (record, i) => {
-      if (record.version === (nextVersion.get(record.key) ?? 1)) return;
-      const again = envelope.seal(owner, record.key, record.version, entries[i]![1]);
-      await context.timed('rewrap_secret', () => storage.rewrapSecret(owner, record.key, writes[i]!.sealed, again.sealed, again.kekId));
-    }));
+    for (let attempt = 1; ; attempt++) {
+      const current = await context.timed('get_secrets', () => storage.getSecrets(owner, entries.map(([key]) => key)));
+      const versions = new Map(current.map((record) => [record.key, record.version]));
+      const writes = entries.map(([key, value]) => {
+        const version = (versions.get(key) ?? 0) + 1;
+        return { key, version, ...envelope.seal(owner, key, version, value) };
+      });
+      try {
+        return written(owner, await context.timed('put_secrets', () => storage.putSecrets(owner, writes)));
+      } catch (error) {
+        if (!(error instanceof VersionConflictError)) throw error;
+        if (attempt >= WRITE_ATTEMPTS) throw conflict(`key ${JSON.stringify(error.key)} kept being written by other requests at the same moment: try again`);
+        await sleep(Math.random() * 5 * attempt); // spread the writers out, so one of them wins the next round
+      }
+    }
+  }
+
+  function written(owner: string, records: SecretRecord[]): SecretRecord[] {
     metrics.secretWrites.inc({ operation: 'put' }, records.length);
     audit.info({ event: 'write', address: owner, keys: records.map((r) => r.key), outcome: 'success' }, 'write');
     return records;
