@@ -49,7 +49,7 @@ export function throughTheApi(backend: ApiBackend): void {
     });
 
     // Values are sealed for the version they are about to get; two servers writing one key at once race for it, and
-    // the loser seals again for the version it got. Every write must stay readable as exactly what it was.
+    // the loser seals again for the next version and retries. Every write must stay readable as exactly what it was.
     if (backend.networked) it(`concurrent writes of one key through two servers read back at the version each got on ${backend.name}`, async () => {
       // One state dir, so both have the same JWT secret and keyring, as replicas do.
       const dir = mkdtempSync(join(tmpdir(), 'nss-storage-'));
