@@ -73,7 +73,8 @@ export function loadServerConfig(env: Env, log: Logger): ServerConfig {
   }
 
   // The default audience is derived from the JWT secret: stable across restarts, the same on every replica that
-  // shares the secret, and different for every deployment, without anyone having to pick a name.
+  // shares the secret, and different for every deployment, without anyone having to pick a name. Publishing 64 bits
+  // of a hash of it tells a guesser nothing new: anyone can log in with a fresh key and test guesses on the HS256 token.
   const loginAudience = envOptional(env, 'LOGIN_AUDIENCE') ??
     `nss-${createHash('sha256').update('nosana-secrets login audience\0').update(jwtSecret).digest('hex').slice(0, 16)}`;
   if (!new RegExp(AUDIENCE_PATTERN).test(loginAudience)) {
