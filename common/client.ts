@@ -2,7 +2,9 @@
 // turns every error answer into an ApiError that carries the server's type and message (never a value).
 import http from 'node:http';
 import https from 'node:https';
-import { signLogin, type Keypair } from './login.js';
+import { AUDIENCE_PATTERN, signLogin, type Keypair } from './login.js';
+
+const audiencePattern = new RegExp(AUDIENCE_PATTERN);
 
 // node:http with keep-alive rather than fetch: the injector answers a Mount within a few milliseconds and the
 // operator reconciles thousands of bindings, and fetch costs about a millisecond more per call here.
@@ -84,15 +86,43 @@ export interface ClientOptions {
 export class SecretsClient {
   private readonly endpoint: string;
   private readonly timeoutMs: number;
+  /** The server's login audience, asked once (GET /v1/info); undefined for a server without one (upstream's). */
+  private audience?: Promise<string | undefined>;
 
   constructor(options: ClientOptions) {
     this.endpoint = options.endpoint.replace(/\/+$/, '');
     this.timeoutMs = options.timeoutMs ?? 10_000;
   }
 
-  /** Logs in with a signed message; with `job`, the token is the read-only token of that job. */
-  login(keypair: Keypair, job?: string): Promise<{ token: string; expiresAt: string }> {
-    return this.request('POST', '/login', undefined, signLogin(keypair, { job }));
+  /**
+   * Logs in with a signed message; with `job`, the token is the read-only token of that job. The message is bound to
+   * the server's audience when it advertises one, so no other server that sees the login can use it here.
+   */
+  async login(keypair: Keypair, job?: string): Promise<{ token: string; expiresAt: string }> {
+    const audience = await this.loginAudience();
+    try {
+      return await this.request('POST', '/login', undefined, signLogin(keypair, { job, audience }));
+    } catch (error) {
+      // The server's audience changed since it was asked (LOGIN_AUDIENCE set, or JWT_SECRET replaced): ask again once.
+      if (audience === undefined || !(error instanceof ApiError && error.message.startsWith('login is signed for audience'))) throw error;
+      this.audience = undefined;
+      return this.request('POST', '/login', undefined, signLogin(keypair, { job, audience: await this.loginAudience() }));
+    }
+  }
+
+  private loginAudience(): Promise<string | undefined> {
+    this.audience ??= this.request<{ audience?: unknown }>('GET', '/v1/info').then(
+      (info) => typeof info?.audience === 'string' && audiencePattern.test(info.audience) ? info.audience : undefined,
+      (error: unknown) => {
+        // A server without /v1/info (upstream's, or an older one) gets the unbound form. Another refusal gets it this
+        // once and is asked again next time; an unreachable server fails the login as it would anyway.
+        if (error instanceof ApiError && error.status === 404) return undefined;
+        this.audience = undefined;
+        if (error instanceof ApiError) return undefined;
+        throw error;
+      },
+    );
+    return this.audience;
   }
 
   /**

@@ -1,5 +1,9 @@
-// The signed login every client performs (CLI, injector, operator): sign `nosana_secret_<unix seconds>` with an
-// ed25519 (Solana) key. Keypair files use the Solana CLI format: a JSON array of the 64 secret-key bytes.
+// The signed login every client performs (CLI, injector, operator): sign a login message with an ed25519 (Solana)
+// key. Two forms of message:
+//   nosana_secret_<unix seconds>              unbound: upstream's form, valid on any server that accepts it
+//   nosana_secret_<audience>_<unix seconds>   bound to one server, named by its audience (GET /v1/info)
+// An audience never holds "_" and a timestamp is digits only, so the two forms can never be the same text, and a
+// bound message names exactly one audience. Keypair files use the Solana CLI format: 64 secret-key bytes as JSON.
 import { readFile, writeFile } from 'node:fs/promises';
 import bs58 from 'bs58';
 import nacl from 'tweetnacl';
@@ -12,15 +16,22 @@ export interface Keypair {
   secretKey: Uint8Array;
 }
 
+/** What a server's audience may hold: no "_", so the bound message splits one way only. */
+export const AUDIENCE_PATTERN = '^[A-Za-z0-9.:-]{1,128}$';
+export const AUDIENCE_RULE = '1 to 128 letters, digits, ".", ":" or "-"';
+
 export interface LoginRequest {
   address: string;
   signature: string;
   timestamp: number;
   job?: string;
+  /** Present when the message signed is the bound form for this audience. */
+  audience?: string;
 }
 
-export function loginMessage(timestamp: number): string {
-  return `${LOGIN_MESSAGE_PREFIX}${timestamp}`;
+/** The message to sign: bound to `audience` when given, else the unbound form upstream servers expect. */
+export function loginMessage(timestamp: number, audience?: string): string {
+  return audience === undefined ? `${LOGIN_MESSAGE_PREFIX}${timestamp}` : `${LOGIN_MESSAGE_PREFIX}${audience}_${timestamp}`;
 }
 
 export function generateKeypair(): Keypair {
@@ -69,10 +80,11 @@ function nextTimestamp(address: string): number {
   return timestamp;
 }
 
-export function signLogin(keypair: Keypair, options: { job?: string; timestamp?: number } = {}): LoginRequest {
+export function signLogin(keypair: Keypair, options: { job?: string; timestamp?: number; audience?: string } = {}): LoginRequest {
   const timestamp = options.timestamp ?? nextTimestamp(keypair.address);
-  const signature = nacl.sign.detached(new TextEncoder().encode(loginMessage(timestamp)), keypair.secretKey);
+  const signature = nacl.sign.detached(new TextEncoder().encode(loginMessage(timestamp, options.audience)), keypair.secretKey);
   const request: LoginRequest = { address: keypair.address, signature: bs58.encode(signature), timestamp };
   if (options.job !== undefined) request.job = options.job;
+  if (options.audience !== undefined) request.audience = options.audience;
   return request;
 }

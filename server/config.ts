@@ -2,16 +2,18 @@
 // encryption keyring) are generated once into files under SECRETS_STATE_DIR with a warning, so a laptop run needs
 // no setup and a restart keeps working; a cluster passes them from Kubernetes Secrets instead.
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { ConfigError, envInt, envOptional, envString, type Env } from '../common/config.js';
 import type { Logger } from '../common/log.js';
+import { AUDIENCE_PATTERN, AUDIENCE_RULE } from '../common/login.js';
 import { newKeyringEntry, parseKeyring, type Kek } from './encryption.js';
 import { loadNosanaConfig, type NosanaConfig } from './grants/nosana/config.js';
 import { DEFAULT_STORAGE_CONNECTION } from './storage/open.js';
 
 export const GRANT_SOURCES = ['api', 'nosana'] as const;
 export type GrantSourceName = (typeof GRANT_SOURCES)[number];
+export const UNBOUND_LOGIN_MODES = ['accept', 'refuse'] as const;
 
 export interface ServerConfig {
   port: number;
@@ -23,6 +25,10 @@ export interface ServerConfig {
   loginMaxAgeSeconds: number;
   /** How far in the future a login timestamp may be (seconds), for clock skew. */
   loginMaxFutureSeconds: number;
+  /** This server's name inside audience-bound logins (`nosana_secret_<audience>_<ts>`), advertised by GET /v1/info. */
+  loginAudience: string;
+  /** Whether upstream's unbound `nosana_secret_<ts>`, which any server could have captured, still logs in. */
+  unboundLogin: (typeof UNBOUND_LOGIN_MODES)[number];
   tokenTtlSeconds: number;
   maxValueBytes: number;
   grantSources: GrantSourceName[];
@@ -66,6 +72,19 @@ export function loadServerConfig(env: Env, log: Logger): ServerConfig {
       : readOrCreate(keyringSource, () => `${newKeyringEntry()}\n`, 'key-encryption key', 'ENCRYPTION_KEYS', log);
   }
 
+  // The default audience is derived from the JWT secret: stable across restarts, the same on every replica that
+  // shares the secret, and different for every deployment, without anyone having to pick a name. Publishing 64 bits
+  // of a hash of it tells a guesser nothing new: anyone can log in with a fresh key and test guesses on the HS256 token.
+  const loginAudience = envOptional(env, 'LOGIN_AUDIENCE') ??
+    `nss-${createHash('sha256').update('nosana-secrets login audience\0').update(jwtSecret).digest('hex').slice(0, 16)}`;
+  if (!new RegExp(AUDIENCE_PATTERN).test(loginAudience)) {
+    throw new ConfigError(`LOGIN_AUDIENCE=${JSON.stringify(loginAudience)} is not valid: use ${AUDIENCE_RULE}, e.g. secrets.example.com`);
+  }
+  const unboundLogin = envString(env, 'LOGIN_UNBOUND', 'accept');
+  if (!(UNBOUND_LOGIN_MODES as readonly string[]).includes(unboundLogin)) {
+    throw new ConfigError(`LOGIN_UNBOUND=${JSON.stringify(unboundLogin)} is not valid: set it to accept or refuse`);
+  }
+
   const sources = envString(env, 'GRANT_SOURCES', 'api').split(',').map((s) => s.trim()).filter(Boolean);
   for (const source of sources) {
     if (!(GRANT_SOURCES as readonly string[]).includes(source)) {
@@ -81,6 +100,8 @@ export function loadServerConfig(env: Env, log: Logger): ServerConfig {
     keyring: parseKeyring(keyringText, keyringSource),
     loginMaxAgeSeconds: envInt(env, 'LOGIN_MAX_AGE_SECONDS', 60, { min: 1, max: 3600 }),
     loginMaxFutureSeconds: envInt(env, 'LOGIN_MAX_FUTURE_SECONDS', 10, { min: 0, max: 300 }),
+    loginAudience,
+    unboundLogin: unboundLogin as ServerConfig['unboundLogin'],
     tokenTtlSeconds: envInt(env, 'TOKEN_TTL_SECONDS', 900, { min: 30, max: 86_400 }),
     maxValueBytes: envInt(env, 'MAX_VALUE_BYTES', 65_536, { min: 1, max: 1_048_576 }),
     grantSources: sources as GrantSourceName[],

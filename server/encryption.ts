@@ -1,15 +1,28 @@
 // Envelope encryption of secret values. Each value gets a fresh random 256-bit data key; the value is sealed with
 // AES-256-GCM under that data key, and the data key is sealed (wrapped) under a key-encryption key (KEK) from the
-// keyring. The owner and the key name are bound in as associated data, so a sealed value copied onto another row
-// fails to open. The database only ever sees the sealed form:
-//   v1.<kekId>.<wrapped data key: iv|ciphertext|tag, base64url>.<value: iv|ciphertext|tag, base64url>
+// keyring. The owner, the key name and the version are bound in as associated data, so a sealed value copied onto
+// another row, or an older copy of the same row put back under a newer version number, fails to open. The database
+// only ever sees the sealed form:
+//   v2.<kekId>.<wrapped data key: iv|ciphertext|tag, base64url>.<value: iv|ciphertext|tag, base64url>
+//
+// Rollback, and the values sealed before versions were bound (format v1, associated data without the version):
+// - A v2 value opens only with the version it was sealed for. A database writer can still put back a whole older row
+//   (old value with its old version number); no design can tell that from a restored backup without state outside
+//   the database, but the version the API reports is then the one the value was written as, so a client that
+//   remembers versions (the operator's status does) sees it go back.
+// - A v1 value opens while the KEK that wraps it is in the keyring, as before, whatever version its row claims: such
+//   copies (in the database or in a backup) can still be put back as current. `nosana-secrets rotate-keys` re-seals
+//   every v1 row as v2, bound to the version the row has at that moment; once the old KEK is then removed from the
+//   keyring, no v1 copy opens any more. So after upgrading: put a new key first, restart, rotate, drop the old key.
 // Unwrapped data keys are cached (bounded, zeroed on eviction), so a value read again is opened with one AES-GCM
 // operation instead of two. The KEK that opens them all is in memory anyway; the cache holds nothing it could not.
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { ConfigError } from '../common/config.js';
 
-const FORMAT = 'v1';
+const FORMAT = 'v2';
+/** Sealed by releases before the version was bound in; opened (and re-sealed as v2 by rotation), never written. */
+const LEGACY_FORMAT = 'v1';
 const KEY_BYTES = 32;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
@@ -69,18 +82,21 @@ function open(key: Buffer, sealed: Buffer, aad: Buffer): Buffer {
   try {
     return Buffer.concat([decipher.update(sealed.subarray(IV_BYTES, sealed.length - TAG_BYTES)), decipher.final()]);
   } catch {
-    throw new DecryptionError('sealed value does not open: it was changed, or belongs to another owner or key');
+    throw new DecryptionError('sealed value does not open: it was changed, or belongs to another owner, key or version');
   }
 }
 
-function associatedData(owner: string, key: string, kekId?: string): Buffer {
-  return Buffer.from(`nosana-secrets/${FORMAT}\0${owner}\0${key}${kekId === undefined ? '' : `\0${kekId}`}`);
+/** Everything a sealed part is bound to; the legacy format had no version in it. */
+function associatedData(format: string, owner: string, key: string, version: number, kekId?: string): Buffer {
+  const fields = format === LEGACY_FORMAT ? [owner, key] : [owner, key, String(version)];
+  if (kekId !== undefined) fields.push(kekId);
+  return Buffer.from([`nosana-secrets/${format}`, ...fields].join('\0'));
 }
 
 export class Envelope {
   private readonly byId: Map<string, Buffer>;
   readonly activeKekId: string;
-  /** Unwrapped data keys by every input of their unwrap (owner, key name, KEK id, wrapped key): a hit is exactly what unwrapping would return. */
+  /** Unwrapped data keys by every input of their unwrap (format, owner, key name, version, KEK id, wrapped key): a hit is exactly what unwrapping would return. */
   private readonly dataKeys = new LRUCache<string, Buffer>({ max: DATA_KEY_CACHE_ENTRIES, dispose: (dataKey) => dataKey.fill(0) });
 
   constructor(keyring: Kek[]) {
@@ -89,49 +105,55 @@ export class Envelope {
     this.activeKekId = keyring[0]!.id;
   }
 
-  seal(owner: string, key: string, value: string): { sealed: string; kekId: string } {
+  /** Seals `value` for the row (owner, key) at `version`: it opens for that version only. */
+  seal(owner: string, key: string, version: number, value: string): { sealed: string; kekId: string } {
     const dataKey = randomBytes(KEY_BYTES);
     try {
-      return this.compose(owner, key, dataKey, seal(dataKey, Buffer.from(value, 'utf8'), associatedData(owner, key)));
+      return this.compose(owner, key, version, dataKey, seal(dataKey, Buffer.from(value, 'utf8'), associatedData(FORMAT, owner, key, version)));
     } finally {
       dataKey.fill(0);
     }
   }
 
-  open(owner: string, key: string, sealed: string): string {
-    const { dataKey, value } = this.unwrap(owner, key, sealed);
-    return open(dataKey, value, associatedData(owner, key)).toString('utf8');
+  open(owner: string, key: string, version: number, sealed: string): string {
+    const { format, dataKey, value } = this.unwrap(owner, key, version, sealed);
+    return open(dataKey, value, associatedData(format, owner, key, version)).toString('utf8');
   }
 
-  /** Re-wraps the data key under the active KEK; the value's ciphertext is kept as it is. */
-  rewrap(owner: string, key: string, sealed: string): { sealed: string; kekId: string } {
-    const { dataKey, value } = this.unwrap(owner, key, sealed);
-    return this.compose(owner, key, dataKey, value);
+  /**
+   * Re-wraps the data key under the active KEK; the value's ciphertext is kept as it is. A legacy (v1) value is
+   * opened and sealed again as v2, bound to `version`, the version its row has now.
+   */
+  rewrap(owner: string, key: string, version: number, sealed: string): { sealed: string; kekId: string } {
+    const { format, dataKey, value } = this.unwrap(owner, key, version, sealed);
+    if (format === LEGACY_FORMAT) return this.seal(owner, key, version, open(dataKey, value, associatedData(format, owner, key, version)).toString('utf8'));
+    return this.compose(owner, key, version, dataKey, value);
   }
 
-  private compose(owner: string, key: string, dataKey: Buffer, sealedValue: Buffer): { sealed: string; kekId: string } {
+  private compose(owner: string, key: string, version: number, dataKey: Buffer, sealedValue: Buffer): { sealed: string; kekId: string } {
     const kekId = this.activeKekId;
-    const wrapped = seal(this.byId.get(kekId)!, dataKey, associatedData(owner, key, kekId));
+    const wrapped = seal(this.byId.get(kekId)!, dataKey, associatedData(FORMAT, owner, key, version, kekId));
     return { sealed: [FORMAT, kekId, wrapped.toString('base64url'), sealedValue.toString('base64url')].join('.'), kekId };
   }
 
-  private unwrap(owner: string, key: string, sealed: string): { dataKey: Buffer; value: Buffer } {
+  private unwrap(owner: string, key: string, version: number, sealed: string): { format: string; dataKey: Buffer; value: Buffer } {
     const parts = sealed.split('.');
-    if (parts.length !== 4 || parts[0] !== FORMAT) throw new DecryptionError('sealed value has an unknown format');
+    const format = parts[0]!;
+    if (parts.length !== 4 || (format !== FORMAT && format !== LEGACY_FORMAT)) throw new DecryptionError('sealed value has an unknown format');
     const kekId = parts[1]!;
     const kek = this.byId.get(kekId);
     if (!kek) throw new DecryptionError(`sealed value is wrapped by key "${kekId}", which is not in the keyring`);
     const value = Buffer.from(parts[3]!, 'base64url');
-    const cacheKey = `${owner}\0${key}\0${kekId}\0${parts[2]}`;
+    const cacheKey = [format, owner, key, version, kekId, parts[2]].join('\0');
     const cached = this.dataKeys.get(cacheKey);
-    if (cached) return { dataKey: cached, value };
-    const unwrapped = open(kek, Buffer.from(parts[2]!, 'base64url'), associatedData(owner, key, kekId));
+    if (cached) return { format, dataKey: cached, value };
+    const unwrapped = open(kek, Buffer.from(parts[2]!, 'base64url'), associatedData(format, owner, key, version, kekId));
     if (unwrapped.length !== KEY_BYTES) throw new DecryptionError('sealed value has a data key of the wrong size');
     // A copy of its own, outside Node's shared buffer pool: a cached slice would pin a whole pool page.
     const dataKey = Buffer.alloc(KEY_BYTES);
     unwrapped.copy(dataKey);
     unwrapped.fill(0);
     this.dataKeys.set(cacheKey, dataKey);
-    return { dataKey, value };
+    return { format, dataKey, value };
   }
 }

@@ -1,6 +1,7 @@
 // Re-wraps every data key with the active (first) key-encryption key. Servers keep serving meanwhile: they open
 // values under any key of their keyring, and a row written concurrently is simply left as the writer sealed it
-// (compare-and-set). When nothing is left under an old key, that key can be removed from the keyring.
+// (compare-and-set). When nothing is left under an old key, that key can be removed from the keyring. Values sealed
+// before versions were bound (v1) are sealed again as v2 here, bound to their row's version (see encryption.ts).
 import type { Envelope } from './encryption.js';
 import type { Storage } from './storage/contract.js';
 
@@ -13,7 +14,7 @@ export async function rotateDataKeys(storage: Storage, envelope: Envelope): Prom
     const batch = await storage.listSecretsNotWrappedBy(envelope.activeKekId, BATCH);
     let progressed = false;
     for (const record of batch) {
-      const next = envelope.rewrap(record.owner, record.key, record.sealed);
+      const next = envelope.rewrap(record.owner, record.key, record.version, record.sealed);
       if (await storage.rewrapSecret(record.owner, record.key, record.sealed, next.sealed, next.kekId)) {
         rewrapped++;
         progressed = true;

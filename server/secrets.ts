@@ -1,11 +1,15 @@
 // Secret routes: the upstream-compatible ones (/secrets) and the richer /v1 ones. Owners create, replace, list,
 // read and delete their own keys; a job token reads exactly the keys granted to its job, nothing else.
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { KEY_MAX_LENGTH, KEY_PATTERN, keyProblem } from '../common/names.js';
 import { authenticate, authenticateOwner, type Caller } from './auth.js';
 import type { ServerContext } from './context.js';
-import { forbidden, notFound, validation } from './errors.js';
-import type { SecretRecord } from './storage/contract.js';
+import { conflict, forbidden, notFound, validation } from './errors.js';
+import { VersionConflictError, type SecretRecord } from './storage/contract.js';
+
+/** How often a write is sealed again and retried when other writes of the same key keep getting there first. */
+const WRITE_ATTEMPTS = 10;
 
 const metadataSchema = {
   type: 'object',
@@ -61,7 +65,7 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
   }
 
   function reveal(caller: Caller, owner: string, records: SecretRecord[]): Map<string, { record: SecretRecord; value: string }> {
-    const values = new Map(records.map((r) => [r.key, { record: r, value: envelope.open(owner, r.key, r.sealed) }]));
+    const values = new Map(records.map((r) => [r.key, { record: r, value: envelope.open(owner, r.key, r.version, r.sealed) }]));
     metrics.secretReads.inc({ scope: caller.scope }, values.size);
     audit.info({
       event: 'read', address: caller.address, owner, job: caller.scope === 'job' ? caller.job : undefined,
@@ -77,9 +81,30 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
     return found;
   }
 
+  /**
+   * Each value is sealed for the version it is about to get (one more than now; 1 for a new key), since the version
+   * is bound into the seal, and storage writes it only over the version before (compare-and-set). When another write
+   * of the same key got there first, nothing was written: read the versions again, seal again, retry.
+   */
   async function store(owner: string, entries: [string, string][]): Promise<SecretRecord[]> {
-    const writes = entries.map(([key, value]) => ({ key, ...envelope.seal(owner, key, value) }));
-    const records = await context.timed('put_secrets', () => storage.putSecrets(owner, writes));
+    for (let attempt = 1; ; attempt++) {
+      const current = await context.timed('get_secrets', () => storage.getSecrets(owner, entries.map(([key]) => key)));
+      const versions = new Map(current.map((record) => [record.key, record.version]));
+      const writes = entries.map(([key, value]) => {
+        const version = (versions.get(key) ?? 0) + 1;
+        return { key, version, ...envelope.seal(owner, key, version, value) };
+      });
+      try {
+        return written(owner, await context.timed('put_secrets', () => storage.putSecrets(owner, writes)));
+      } catch (error) {
+        if (!(error instanceof VersionConflictError)) throw error;
+        if (attempt >= WRITE_ATTEMPTS) throw conflict(`key ${JSON.stringify(error.key)} kept being written by other requests at the same moment: try again`);
+        await sleep(Math.random() * 5 * attempt); // spread the writers out, so one of them wins the next round
+      }
+    }
+  }
+
+  function written(owner: string, records: SecretRecord[]): SecretRecord[] {
     metrics.secretWrites.inc({ operation: 'put' }, records.length);
     audit.info({ event: 'write', address: owner, keys: records.map((r) => r.key), outcome: 'success' }, 'write');
     return records;

@@ -18,6 +18,12 @@ export interface SecretWrite {
   key: string;
   sealed: string;
   kekId: string;
+  /**
+   * The version this write makes, when the caller sealed the value for it: the write applies only over version - 1
+   * (over no row, for 1). Otherwise the whole call fails with VersionConflictError and writes nothing (on MongoDB
+   * without transactions, writes before the conflicting one stay). Without it, the version grows by one as ever.
+   */
+  version?: number;
 }
 
 export interface GrantWrite {
@@ -43,7 +49,10 @@ export interface Storage {
   ping(): Promise<void>;
   close(): Promise<void>;
 
-  /** Creates or replaces each key atomically (all or none); versions grow by one per replace. Returns in input order. */
+  /**
+   * Creates or replaces each key atomically (all or none); versions grow by one per replace. A write that names its
+   * `version` applies only over the version before it (compare-and-set). Returns in input order.
+   */
   putSecrets(owner: string, writes: SecretWrite[]): Promise<SecretRecord[]>;
   getSecret(owner: string, key: string): Promise<SecretRecord | undefined>;
   /** The records that exist among `keys`, in key order. */
@@ -72,6 +81,23 @@ export interface Storage {
   rememberSignature(signature: string, expiresAt: Date): Promise<boolean>;
   /** Forgets signatures whose expiry is before `now`; returns how many. */
   purgeExpiredSignatures(now: Date): Promise<number>;
+}
+
+/** A write named a version, and the key is not at the version before it any more: another write got there first. */
+export class VersionConflictError extends Error {
+  override name = 'VersionConflictError';
+  constructor(readonly key: string) {
+    super(`key ${JSON.stringify(key)} was written concurrently`);
+  }
+}
+
+/**
+ * For backends that upsert inside a transaction: throws VersionConflictError, which rolls the transaction back, when a
+ * write that names its version did not get it.
+ */
+export function checkVersion(write: SecretWrite, record: SecretRecord): SecretRecord {
+  if (write.version !== undefined && record.version !== write.version) throw new VersionConflictError(write.key);
+  return record;
 }
 
 /** The database cannot be reached or answered with a transient failure; the API answers 503. */

@@ -14,7 +14,7 @@ import {
   MongoClient, MongoError, MongoNetworkError, MongoServerError, MongoServerSelectionError,
   type ClientSession, type Collection, type Db,
 } from 'mongodb';
-import type { GrantRecord, GrantWrite, SecretRecord, SecretWrite, Storage } from './contract.js';
+import { VersionConflictError, type GrantRecord, type GrantWrite, type SecretRecord, type SecretWrite, type Storage } from './contract.js';
 import { byteOrder, errorMessage, guarded, misconfigured, unavailable, UNREACHABLE_HINT,
   type NetworkStorageOptions, type Target,
 } from './network.js';
@@ -144,6 +144,7 @@ export class MongoStorage implements Storage {
 
   /** One upsert; a concurrent first insert of the same key loses on the unique index and is simply retried. */
   private async upsertSecret(owner: string, write: SecretWrite, now: Date, session?: ClientSession): Promise<SecretRecord> {
+    if (write.version !== undefined) return this.writeVersion(owner, write, write.version, now, session);
     for (let attempt = 1; ; attempt++) {
       try {
         const doc = await this.secrets.findOneAndUpdate(
@@ -156,6 +157,27 @@ export class MongoStorage implements Storage {
         if (!isDuplicate(error) || attempt >= 3 || session) throw error;
       }
     }
+  }
+
+  /** A compare-and-set write: version 1 is an insert (the unique index refuses a second), later ones need version - 1. */
+  private async writeVersion(owner: string, write: SecretWrite, version: number, now: Date, session?: ClientSession): Promise<SecretRecord> {
+    const fields = { sealed: write.sealed, kekId: write.kekId, updatedAt: now };
+    if (version === 1) {
+      const doc: SecretDoc = { owner, key: write.key, ...fields, version: 1, createdAt: now };
+      try {
+        await this.secrets.insertOne({ ...doc }, { session });
+      } catch (error) {
+        throw isDuplicate(error) ? new VersionConflictError(write.key) : error;
+      }
+      return toSecret(doc);
+    }
+    const doc = await this.secrets.findOneAndUpdate(
+      { owner, key: write.key, version: version - 1 },
+      { $set: fields, $inc: { version: 1 } },
+      { returnDocument: 'after', session },
+    );
+    if (!doc) throw new VersionConflictError(write.key);
+    return toSecret(doc);
   }
 
   async putSecrets(owner: string, writes: SecretWrite[]): Promise<SecretRecord[]> {

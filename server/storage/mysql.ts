@@ -2,7 +2,7 @@
 // are byte-exact (no case folding, no trailing-space padding) and keys sort in byte order like the other backends.
 // The pool drops a connection that broke and opens a new one on the next call.
 import mysql from 'mysql2/promise';
-import type { GrantRecord, GrantWrite, SecretRecord, SecretWrite, Storage } from './contract.js';
+import { checkVersion, type GrantRecord, type GrantWrite, type SecretRecord, type SecretWrite, type Storage } from './contract.js';
 import {
   byteOrder, errorCode, errorMessage, guarded, misconfigured, parseConnectionUrl, unavailable,
   UNREACHABLE_HINT, type NetworkStorageOptions, type Target,
@@ -146,7 +146,7 @@ export class MysqlStorage implements Storage {
           ON DUPLICATE KEY UPDATE sealed = VALUES(sealed), kek_id = VALUES(kek_id), version = version + 1, updated_at = VALUES(updated_at)`,
         [owner, write.key, write.sealed, write.kekId, now, now]);
         const [rows] = await connection.query('SELECT * FROM secrets WHERE owner = ? AND `key` = ?', [owner, write.key]);
-        records[index] = toSecret((rows as SecretRow[])[0]!);
+        records[index] = checkVersion(write, toSecret((rows as SecretRow[])[0]!));
       }
       return records;
     });

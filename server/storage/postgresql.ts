@@ -2,7 +2,7 @@
 // write is one transaction. The pool drops a connection that broke and opens a new one on the next call, so the
 // backend recovers by itself when the database comes back.
 import pg from 'pg';
-import type { GrantRecord, GrantWrite, SecretRecord, SecretWrite, Storage } from './contract.js';
+import { checkVersion, VersionConflictError, type GrantRecord, type GrantWrite, type SecretRecord, type SecretWrite, type Storage } from './contract.js';
 import {
   byteOrder, errorCode, errorMessage, guarded, misconfigured, parseConnectionUrl, unavailable,
   UNREACHABLE_HINT, type NetworkStorageOptions, type Target,
@@ -100,8 +100,9 @@ export class PostgresStorage implements Storage {
         await client.query('COMMIT');
         return result;
       } catch (error) {
-        failed = true;
-        await client.query('ROLLBACK').catch(() => {});
+        // A version conflict is an answer, not a broken connection: keep the connection for the pool.
+        failed = !(error instanceof VersionConflictError);
+        await client.query('ROLLBACK').catch(() => { failed = true; });
         throw error;
       } finally {
         client.release(failed);
@@ -148,7 +149,7 @@ export class PostgresStorage implements Storage {
           ON CONFLICT (owner, key) DO UPDATE SET sealed = excluded.sealed, kek_id = excluded.kek_id,
             version = secrets.version + 1, updated_at = excluded.updated_at
           RETURNING *`, [owner, write.key, write.sealed, write.kekId, now]);
-        records[index] = toSecret(rows[0]!);
+        records[index] = checkVersion(write, toSecret(rows[0]!));
       }
       return records;
     });

@@ -6,7 +6,7 @@
 // Every write that touches more than one field runs as one Lua script, which Redis executes atomically.
 // Commands fail at once while disconnected (no offline queue) and the client keeps reconnecting in the background.
 import { Redis, ReplyError } from 'ioredis';
-import type { GrantRecord, GrantWrite, SecretRecord, SecretWrite, Storage } from './contract.js';
+import { VersionConflictError, type GrantRecord, type GrantWrite, type SecretRecord, type SecretWrite, type Storage } from './contract.js';
 import {
   byteOrder, errorMessage, guarded, misconfigured, parseConnectionUrl, unavailable,
   UNREACHABLE_HINT, type NetworkStorageOptions, type Target,
@@ -18,13 +18,24 @@ interface StoredSecret { sealed: string; kekId: string; version: number; created
 interface StoredGrant { readers: string[]; keys: string[]; createdAt: number; updatedAt: number }
 
 const SCRIPTS = {
-  /** KEYS: secrets hash, owners set. ARGV: owner, now, JSON [{key, sealed, kekId}]. Returns the stored JSON per write. */
+  /**
+   * KEYS: secrets hash, owners set. ARGV: owner, now, JSON [{key, sealed, kekId, version?}]. Returns the stored JSON
+   * per write, or the error VERSION_CONFLICT <key> before writing anything when a write's version is not the next one.
+   */
   putSecrets: {
     numberOfKeys: 2,
     lua: `
       local now = tonumber(ARGV[2])
+      local writes = cjson.decode(ARGV[3])
+      for _, write in ipairs(writes) do
+        if write.version then
+          local old = redis.call('HGET', KEYS[1], write.key)
+          local current = old and cjson.decode(old).version or 0
+          if write.version ~= current + 1 then return redis.error_reply('VERSION_CONFLICT ' .. write.key) end
+        end
+      end
       local out = {}
-      for i, write in ipairs(cjson.decode(ARGV[3])) do
+      for i, write in ipairs(writes) do
         local old = redis.call('HGET', KEYS[1], write.key)
         local record
         if old then
@@ -186,7 +197,11 @@ export class RedisStorage implements Storage {
   async putSecrets(owner: string, writes: SecretWrite[]): Promise<SecretRecord[]> {
     if (writes.length === 0) return [];
     const stored = await this.script('putSecrets', this.key('secrets', owner), this.key('owners'), owner, Date.now(),
-      JSON.stringify(writes.map(({ key, sealed, kekId }) => ({ key, sealed, kekId })))) as string[];
+      JSON.stringify(writes.map(({ key, sealed, kekId, version }) => ({ key, sealed, kekId, version }))),
+    ).catch((error: unknown) => {
+      const conflict = error instanceof ReplyError && /VERSION_CONFLICT (.*)$/s.exec(errorMessage(error));
+      throw conflict ? new VersionConflictError(conflict[1]!) : error;
+    }) as string[];
     return writes.map((write, index) => this.toSecret(owner, write.key, stored[index]!));
   }
 

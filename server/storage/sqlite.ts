@@ -7,7 +7,7 @@ import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import {
-  StorageUnavailableError,
+  checkVersion, StorageUnavailableError,
   type GrantRecord, type GrantWrite, type SecretRecord, type SecretWrite, type Storage,
 } from './contract.js';
 
@@ -122,7 +122,8 @@ export class SqliteStorage implements Storage {
         version = secrets.version + 1, updated_at = excluded.updated_at
       RETURNING *`);
     const now = Date.now();
-    const run = db.transaction(() => writes.map((w) => toSecret(upsert.get(owner, w.key, w.sealed, w.kekId, now, now)!)));
+    // A throw inside the transaction rolls it back: a write that did not get the version it names writes nothing.
+    const run = db.transaction(() => writes.map((w) => checkVersion(w, toSecret(upsert.get(owner, w.key, w.sealed, w.kekId, now, now)!))));
     return run.immediate();
   }
 

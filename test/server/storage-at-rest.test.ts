@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createCipheriv, randomBytes } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
@@ -9,6 +9,31 @@ import { SqliteStorage } from '../../server/storage/sqlite.js';
 import { call, newAccount, startTestServer } from '../helpers/server.js';
 
 const key = (id: string) => `${id}:${randomBytes(32).toString('base64')}`;
+
+/** A value sealed as releases before the version binding did (format v1: owner and key name bound, no version). */
+function sealAsV1(keyringEntry: string, owner: string, name: string, value: string): string {
+  const [kekId, kekBase64] = keyringEntry.split(':') as [string, string];
+  const gcm = (secret: Buffer, plaintext: Buffer, aad: string) => {
+    const iv = randomBytes(12);
+    const cipher = createCipheriv('aes-256-gcm', secret, iv).setAAD(Buffer.from(aad));
+    return Buffer.concat([iv, cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]).toString('base64url');
+  };
+  const dataKey = randomBytes(32);
+  const aad = `nosana-secrets/v1\0${owner}\0${name}`;
+  return ['v1', kekId, gcm(Buffer.from(kekBase64, 'base64'), dataKey, `${aad}\0${kekId}`), gcm(dataKey, Buffer.from(value), aad)].join('.');
+}
+
+/** The row of (owner, key) in a test server's sqlite file, read or changed directly, as a database writer would. */
+function row(server: { dir: string }) {
+  const db = new Database(join(server.dir, 'db.sqlite'));
+  return {
+    get: (owner: string, name: string) =>
+      db.prepare('SELECT sealed, kek_id, version FROM secrets WHERE owner = ? AND key = ?').get(owner, name) as { sealed: string; kek_id: string; version: number },
+    put: (owner: string, name: string, change: { sealed: string; kek_id: string; version: number }) =>
+      db.prepare('UPDATE secrets SET sealed = ?, kek_id = ?, version = ? WHERE owner = ? AND key = ?').run(change.sealed, change.kek_id, change.version, owner, name),
+    close: () => db.close(),
+  };
+}
 
 describe('secrets at rest', () => {
   it('a restart on the same database file keeps every secret, and earlier tokens stay valid', async () => {
@@ -60,28 +85,28 @@ describe('secrets at rest', () => {
 
   it('a value sealed under another key name of the same owner does not decrypt', () => {
     const envelope = new Envelope(parseKeyring(key('k1'), 'test'));
-    const { sealed } = envelope.seal('owner', 'A', 'v');
-    expect(() => envelope.open('owner', 'B', sealed)).toThrow(/does not open/);
-    expect(envelope.open('owner', 'A', sealed)).toBe('v');
+    const { sealed } = envelope.seal('owner', 'A', 1, 'v');
+    expect(() => envelope.open('owner', 'B', 1, sealed)).toThrow(/does not open/);
+    expect(envelope.open('owner', 'A', 1, sealed)).toBe('v');
     // Now A's data key is cached: a copy under another name or owner must still fail, and A must still open.
-    expect(() => envelope.open('owner', 'B', sealed)).toThrow(/does not open/);
-    expect(() => envelope.open('other-owner', 'A', sealed)).toThrow(/does not open/);
-    expect(envelope.open('owner', 'A', sealed)).toBe('v');
+    expect(() => envelope.open('owner', 'B', 1, sealed)).toThrow(/does not open/);
+    expect(() => envelope.open('other-owner', 'A', 1, sealed)).toThrow(/does not open/);
+    expect(envelope.open('owner', 'A', 1, sealed)).toBe('v');
   });
 
   it('a changed value or wrapped key does not open, even when its data key was cached', () => {
     const envelope = new Envelope(parseKeyring(key('k1'), 'test'));
-    const { sealed } = envelope.seal('owner', 'A', 'value-one');
-    expect(envelope.open('owner', 'A', sealed)).toBe('value-one');
+    const { sealed } = envelope.seal('owner', 'A', 1, 'value-one');
+    expect(envelope.open('owner', 'A', 1, sealed)).toBe('value-one');
     const [format, kekId, wrapped, value] = sealed.split('.') as [string, string, string, string];
     const flip = (text: string) => {
       const bytes = Buffer.from(text, 'base64url');
       bytes[bytes.length - 1]! ^= 1;
       return bytes.toString('base64url');
     };
-    expect(() => envelope.open('owner', 'A', [format, kekId, wrapped, flip(value)].join('.'))).toThrow(/does not open/);
-    expect(() => envelope.open('owner', 'A', [format, kekId, flip(wrapped), value].join('.'))).toThrow(/does not open/);
-    expect(() => envelope.open('owner', 'A', [format, 'k0', wrapped, value].join('.'))).toThrow(/not in the keyring/);
+    expect(() => envelope.open('owner', 'A', 1, [format, kekId, wrapped, flip(value)].join('.'))).toThrow(/does not open/);
+    expect(() => envelope.open('owner', 'A', 1, [format, kekId, flip(wrapped), value].join('.'))).toThrow(/does not open/);
+    expect(() => envelope.open('owner', 'A', 1, [format, 'k0', wrapped, value].join('.'))).toThrow(/not in the keyring/);
   });
 
   it('key rotation re-wraps every data key while the server keeps serving, then the old key can go', async () => {
@@ -137,6 +162,85 @@ describe('secrets at rest', () => {
       expect(answer.body).toEqual({ type: 'DecryptionError', error: 'a stored value cannot be decrypted with the configured keys' });
     } finally {
       await second.close();
+    }
+  });
+
+  it('an older sealed copy put back under the current version number, or a newer one, does not open as current', async () => {
+    const server = await startTestServer();
+    const owner = await newAccount(server);
+    await server.client.putSecret(owner.token, 'API_KEY', 'old-value-v1');
+    const rows = row(server);
+    const v1 = rows.get(owner.address, 'API_KEY');
+    await server.client.putSecret(owner.token, 'API_KEY', 'new-value-v2');
+    // Read once, so the data key of version 2 is in the server's cache when the old copy comes back.
+    expect(await server.client.getSecret(owner.token, 'API_KEY')).toMatchObject({ value: 'new-value-v2', version: 2 });
+    for (const version of [2, 3]) {
+      rows.put(owner.address, 'API_KEY', { ...v1, version });
+      for (const path of ['/secrets/API_KEY', '/v1/secrets/API_KEY', '/secrets']) {
+        const answer = await call(server.url, 'GET', path, { token: owner.token });
+        expect(answer.status).toBe(500);
+        expect(answer.body).toEqual({ type: 'DecryptionError', error: 'a stored value cannot be decrypted with the configured keys' });
+      }
+    }
+    // Put back whole, with its own version 1, it opens as what it is: version 1, not as the current version 2.
+    rows.put(owner.address, 'API_KEY', v1);
+    expect(await server.client.getSecret(owner.token, 'API_KEY')).toMatchObject({ value: 'old-value-v1', version: 1 });
+    rows.close();
+    expect(server.logs.join('\n')).not.toContain('old-value-v1');
+    await server.close();
+  });
+
+  it('concurrent writes of one key each end up readable at the version they got', async () => {
+    const server = await startTestServer();
+    const owner = await newAccount(server);
+    const written = await Promise.all(Array.from({ length: 12 }, (_, i) => server.client.putSecret(owner.token, 'RACE', `value-${i}`)));
+    expect(written.map((w) => w.version).sort((a, b) => a - b)).toEqual(Array.from({ length: 12 }, (_, i) => i + 1));
+    const read = await server.client.getSecret(owner.token, 'RACE');
+    expect(read.version).toBe(12);
+    expect(read.value).toMatch(/^value-\d+$/);
+    await server.client.putSecret(owner.token, 'RACE', 'after');
+    expect(await server.client.getSecret(owner.token, 'RACE')).toMatchObject({ value: 'after', version: 13 });
+    await server.close();
+  });
+
+  it('a value sealed before versions were bound still opens; rotation re-seals it bound to its version, then old copies fail', async () => {
+    const oldKey = key('old');
+    const newKey = key('new');
+    const first = await startTestServer({ ENCRYPTION_KEYS: oldKey });
+    const owner = await newAccount(first);
+    await first.client.putSecret(owner.token, 'LEGACY', 'placeholder');
+    await first.client.putSecret(owner.token, 'LEGACY', 'placeholder-2');
+    const rows = row(first);
+    const legacy = { sealed: sealAsV1(oldKey, owner.address, 'LEGACY', 'written-by-v1'), kek_id: 'old', version: 2 };
+    rows.put(owner.address, 'LEGACY', legacy);
+    expect(await first.client.getSecret(owner.token, 'LEGACY')).toMatchObject({ value: 'written-by-v1', version: 2 });
+    await first.close();
+
+    const serving = await startTestServer({ ENCRYPTION_KEYS: `${newKey},${oldKey}` }, first.dir);
+    const rotator = new SqliteStorage(join(first.dir, 'db.sqlite'));
+    await rotator.init();
+    expect(await rotateDataKeys(rotator, new Envelope(parseKeyring(`${newKey},${oldKey}`, 'test')))).toEqual({ rewrapped: 1, skipped: 0 });
+    await rotator.close();
+    const resealed = rows.get(owner.address, 'LEGACY');
+    expect(resealed).toMatchObject({ kek_id: 'new', version: 2, sealed: expect.stringMatching(/^v2\.new\./) });
+    expect(await serving.client.getSecret(owner.token, 'LEGACY')).toMatchObject({ value: 'written-by-v1', version: 2 });
+    // Bound now: under another version number the re-sealed value does not open.
+    rows.put(owner.address, 'LEGACY', { ...resealed, version: 3 });
+    expect((await call(serving.url, 'GET', '/secrets/LEGACY', { token: owner.token })).status).toBe(500);
+    await serving.close();
+
+    // With the old key gone, the v1 copy put back does not open, under any version.
+    const onlyNew = await startTestServer({ ENCRYPTION_KEYS: newKey }, first.dir);
+    try {
+      rows.put(owner.address, 'LEGACY', resealed);
+      expect((await onlyNew.client.getSecret(owner.token, 'LEGACY')).value).toBe('written-by-v1');
+      rows.put(owner.address, 'LEGACY', { ...legacy, version: 2 });
+      const answer = await call(onlyNew.url, 'GET', '/secrets/LEGACY', { token: owner.token });
+      expect(answer.status).toBe(500);
+      expect(JSON.stringify(answer.body)).not.toContain('written-by-v1');
+    } finally {
+      rows.close();
+      await onlyNew.close();
     }
   });
 });

@@ -2,7 +2,7 @@
 // how to make an empty database and how to open a Storage on it; the same tests then run against a real server.
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { StorageUnavailableError, type SecretWrite, type Storage } from '../../server/storage/contract.js';
+import { StorageUnavailableError, VersionConflictError, type SecretWrite, type Storage } from '../../server/storage/contract.js';
 import type { Provisioned } from '../helpers/servers.js';
 import { TcpProxy } from './tcp-proxy.js';
 
@@ -79,6 +79,33 @@ export function storageConformance(backend: Backend): void {
         const stored = await storage.getSecret(me, 'api-key');
         expect(stored).toEqual(third);
         expect(stored!.sealed).toMatch(/^sealed:v3:/);
+      });
+
+      it('a write that names its version is stored only over the version before it, else it fails and writes nothing', async () => {
+        const me = owner();
+        const at = (key: string, version: number, label = `${key}@${version}`): SecretWrite => ({ ...write(key, label), version });
+        expect((await storage.putSecrets(me, [at('cas', 1)]))[0]).toMatchObject({ key: 'cas', version: 1 });
+        await expect(storage.putSecrets(me, [at('cas', 1, 'second first')])).rejects.toThrow(VersionConflictError);
+        expect((await storage.putSecrets(me, [at('cas', 2)]))[0]).toMatchObject({ key: 'cas', version: 2 });
+        for (const stale of [2, 4]) {
+          const refused = await storage.putSecrets(me, [at('cas', stale, 'stale')]).catch((error: unknown) => error);
+          expect(refused).toBeInstanceOf(VersionConflictError);
+          expect((refused as VersionConflictError).key).toBe('cas');
+        }
+        await expect(storage.putSecrets(me, [at('absent', 2)])).rejects.toThrow(VersionConflictError);
+        expect(await storage.getSecret(me, 'absent')).toBeUndefined();
+        const stored = await storage.getSecret(me, 'cas');
+        expect(stored).toMatchObject({ version: 2, sealed: expect.stringMatching(/^sealed:cas@2:/) });
+        // A write without a version still just adds one.
+        expect((await storage.putSecrets(me, [write('cas')]))[0]!.version).toBe(3);
+      });
+
+      if (backend.atomicBatches) it('a batch with one write at a stale version writes none of its keys', async () => {
+        const me = owner();
+        await storage.putSecrets(me, [{ ...write('taken'), version: 1 }]);
+        const batch = [{ ...write('fresh-a'), version: 1 }, { ...write('taken', 'again'), version: 1 }, { ...write('fresh-b'), version: 1 }];
+        await expect(storage.putSecrets(me, batch)).rejects.toThrow(VersionConflictError);
+        expect((await storage.listSecrets(me)).map((record) => record.key)).toEqual(['taken']);
       });
 
       it('an owner holds each key once, and keys differing only in case or a trailing space are different keys', async () => {
