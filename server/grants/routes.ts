@@ -8,6 +8,7 @@ import {
 import { authenticateOwner } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { notFound } from '../errors.js';
+import { LOGIN_BODY_LIMIT, limitBySource } from '../limits.js';
 import type { GrantRecord } from '../storage/contract.js';
 
 const jobParam = {
@@ -78,6 +79,8 @@ export function grantRoutes(app: FastifyInstance, context: ServerContext): void 
   });
 
   app.post<{ Body: { job: string; owner?: string } }>('/v1/tokens/job', {
+    bodyLimit: LOGIN_BODY_LIMIT,
+    onRequest: limitBySource(context.loginLimits),
     schema: {
       tags: ['login'], summary: 'Exchange an owner token for the read-only token of a job granted to that address',
       body: {
@@ -91,6 +94,7 @@ export function grantRoutes(app: FastifyInstance, context: ServerContext): void 
     },
   }, async (request) => {
     const address = await authenticateOwner(context, request);
+    context.loginLimits.perAddress.take(address);
     const access = await context.grants.resolve(request.body.job, address, request.body.owner);
     const { token, expiresAt } = context.tokens.issue({ scope: 'job', address, job: request.body.job, owner: access.owner });
     context.metrics.logins.inc({ scope: 'job', outcome: 'success' });

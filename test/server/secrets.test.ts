@@ -122,6 +122,34 @@ describe('every bad input is a 400 that names the field and the rule', () => {
     expect(answer.body.error).toContain('additional properties');
   });
 
+  it('a URL with a malformed percent-encoding is a 400 in the documented shape, on any route', async () => {
+    const owner = await newAccount(server);
+    for (const [method, path] of [['GET', '/secrets/%E0%A4%A'], ['GET', '/v1/secrets/a%ZZ'], ['DELETE', '/v1/grants/%ED%A0%80'], ['GET', '/nope/%']]) {
+      const answer = await call(server.url, method!, path!, { token: owner.token });
+      expect(answer.status).toBe(400);
+      expect(answer.body).toEqual({ type: 'ValidationError', error: expect.stringContaining('percent-encoding') });
+    }
+  });
+
+  it('a value holding a lone UTF-16 surrogate is refused with 400, never stored rewritten', async () => {
+    const owner = await newAccount(server);
+    const batch = await call(server.url, 'POST', '/secrets', { token: owner.token, body: { secrets: { OK: 'fine', LONE: 'a\ud800b' } } });
+    expect(batch.status).toBe(400);
+    expect(batch.body).toEqual({ type: 'ValidationError', error: expect.stringContaining('secrets.LONE holds a lone UTF-16 surrogate') });
+    const single = await call(server.url, 'PUT', '/v1/secrets/LONE', { token: owner.token, body: { value: '\udc00' } });
+    expect(single.status).toBe(400);
+    expect(single.body.type).toBe('ValidationError');
+    expect((await call(server.url, 'GET', '/secrets', { token: owner.token })).body).toEqual({});
+  });
+
+  it('any well-formed Unicode value reads back exactly as written', async () => {
+    const owner = await newAccount(server);
+    const value = 'emoji \u{1F600}, CJK \u4E2D, combining e\u0301, NUL \u0000, BOM \uFEFF, last \u{10FFFF}';
+    await call(server.url, 'POST', '/secrets', { token: owner.token, body: { secrets: { U: value } } });
+    expect((await call(server.url, 'GET', '/secrets/U', { token: owner.token })).body).toEqual({ U: value });
+    expect((await server.client.getSecret(owner.token, 'U')).value).toBe(value);
+  });
+
   it('an unknown route is a JSON 404', async () => {
     const answer = await call(server.url, 'GET', '/nope');
     expect(answer).toEqual({ status: 404, body: { type: 'NotFoundError', error: 'no route GET /nope' } });
