@@ -95,9 +95,13 @@ export async function buildApp(context: ServerContext): Promise<FastifyInstance>
       return reply.code(400).send(errorBody('ValidationError', error.message));
     }
     const status = fastifyError.statusCode;
+    if (status === 413) {
+      const limit = request.routeOptions.bodyLimit ?? DEFAULT_BODY_LIMIT;
+      return reply.code(413).send(errorBody('PayloadTooLargeError',
+        `the body is larger than the ${limit} bytes ${request.method} ${request.routeOptions.url ?? request.url} accepts: send less in one request`));
+    }
     if (status !== undefined && status >= 400 && status < 500) {
-      const type = status === 413 ? 'PayloadTooLargeError' : 'ValidationError';
-      return reply.code(status === 415 ? 400 : status).send(errorBody(type, error.message));
+      return reply.code(status === 415 ? 400 : status).send(errorBody('ValidationError', error.message));
     }
     context.log.error({ err: { message: error.message, stack: error.stack }, route: request.routeOptions.url }, 'request failed');
     return reply.code(500).send(errorBody('InternalError', 'internal error'));

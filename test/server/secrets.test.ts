@@ -115,6 +115,18 @@ describe('every bad input is a 400 that names the field and the rule', () => {
     expect((await call(server.url, 'GET', '/secrets', { token: owner.token })).body).toEqual({});
   });
 
+  it('a value of the largest size fits its body limit however JSON escapes it, and a larger body is a 413', async () => {
+    const owner = await newAccount(server);
+    const escaped = '\u0001'.repeat(65_536); // JSON sends each as \u0001: six bytes for one
+    expect((await call(server.url, 'PUT', '/v1/secrets/ESCAPED', { token: owner.token, body: { value: escaped } })).status).toBe(200);
+    expect((await call(server.url, 'POST', '/secrets', { token: owner.token, body: { secrets: { BATCHED: escaped } } })).status).toBe(200);
+    expect((await server.client.getSecret(owner.token, 'ESCAPED')).value).toBe(escaped);
+    expect((await server.client.getSecret(owner.token, 'BATCHED')).value).toBe(escaped);
+    const tooBig = await call(server.url, 'POST', '/secrets', { token: owner.token, body: { secrets: { A: escaped, B: escaped, C: escaped } } });
+    expect(tooBig).toEqual({ status: 413, body: { type: 'PayloadTooLargeError', error: expect.stringMatching(/larger than the \d+ bytes POST \/secrets accepts/) } });
+    expect((await call(server.url, 'GET', '/secrets/A', { token: owner.token })).status).toBe(404);
+  });
+
   it('PUT /v1/secrets with an unknown field is refused', async () => {
     const owner = await newAccount(server);
     const answer = await call(server.url, 'PUT', '/v1/secrets/K', { token: owner.token, body: { value: 'v', extra: 1 } });
