@@ -8,10 +8,14 @@ import { LRUCache } from 'lru-cache';
 import { KEY_MAX_LENGTH } from '../common/names.js';
 import { tooManyRequests } from './errors.js';
 
-/** A login or token exchange is a few hundred bytes. */
-export const LOGIN_BODY_LIMIT = 4096;
-/** Routes that carry names only (grants, batch reads, deletes): up to 1,000 keys of the longest kind. */
-export const DEFAULT_BODY_LIMIT = 512 * 1024;
+/**
+ * Every route's body limit unless it asks for more: a login, a token exchange or a delete is a few hundred bytes.
+ * Routes that take more check the caller's token before reading the body (see largeBody in auth.ts), so a client
+ * without a token can make the server hold at most this much per connection.
+ */
+export const DEFAULT_BODY_LIMIT = 4096;
+/** Grants and batch reads: up to 1,000 keys of the longest kind and 100 readers. */
+export const NAMES_BODY_LIMIT = 512 * 1024;
 /** Keys in one POST /secrets batch. */
 export const BATCH_MAX_KEYS = 1000;
 /** The most bytes JSON may spend on one byte of a value: a control character becomes \u00XX. */

@@ -9,7 +9,7 @@ import { loginMessage } from '../common/login.js';
 import { ADDRESS_PATTERN, decodeAddress, JOB_MAX_LENGTH, JOB_PATTERN } from '../common/names.js';
 import type { ServerContext } from './context.js';
 import { forbidden, HttpError, validation } from './errors.js';
-import { LOGIN_BODY_LIMIT, limitBySource } from './limits.js';
+import { limitBySource } from './limits.js';
 import type { Principal } from './tokens.js';
 
 // DER prefix of an ed25519 SubjectPublicKeyInfo; the 32 raw key bytes follow.
@@ -81,7 +81,6 @@ export async function checkLogin(context: ServerContext, body: LoginBody): Promi
 
 export function loginRoutes(app: FastifyInstance, context: ServerContext): void {
   app.post<{ Body: LoginBody }>('/login', {
-    bodyLimit: LOGIN_BODY_LIMIT,
     onRequest: limitBySource(context.loginLimits),
     schema: {
       tags: ['login'],

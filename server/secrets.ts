@@ -2,10 +2,10 @@
 // read and delete their own keys; a job token reads exactly the keys granted to its job, nothing else.
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { KEY_MAX_LENGTH, KEY_PATTERN, keyProblem } from '../common/names.js';
-import { authenticate, authenticateOwner, type Caller } from './auth.js';
+import { authenticate, authenticateOwner, largeBody, type Caller } from './auth.js';
 import type { ServerContext } from './context.js';
 import { forbidden, notFound, validation } from './errors.js';
-import { BATCH_MAX_KEYS, batchBodyLimit, valueBodyLimit } from './limits.js';
+import { BATCH_MAX_KEYS, batchBodyLimit, NAMES_BODY_LIMIT, valueBodyLimit } from './limits.js';
 import type { SecretRecord } from './storage/contract.js';
 
 const metadataSchema = {
@@ -123,7 +123,7 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
   });
 
   app.post<{ Body: { secrets: Record<string, string>; prefix?: string } }>('/secrets', {
-    bodyLimit: batchBodyLimit(config.maxValueBytes),
+    ...largeBody(context, batchBodyLimit(config.maxValueBytes)),
     schema: {
       tags: ['compatible'], summary: 'Store secrets under the caller\'s address (as prefix + key)',
       body: {
@@ -178,7 +178,7 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
   });
 
   app.put<{ Params: { '*': string }; Body: { value: string } }>('/v1/secrets/*', {
-    bodyLimit: valueBodyLimit(config.maxValueBytes),
+    ...largeBody(context, valueBodyLimit(config.maxValueBytes)),
     schema: {
       tags: ['secrets'], summary: 'Create or replace one secret', params: keyParam,
       body: { type: 'object', required: ['value'], additionalProperties: false, properties: { value: { type: 'string' } } },
@@ -199,6 +199,7 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
   });
 
   app.post<{ Body: { keys: string[] } }>('/v1/read', {
+    ...largeBody(context, NAMES_BODY_LIMIT),
     schema: {
       tags: ['secrets'], summary: 'Read several secrets at once; fails naming the first key that cannot be read',
       body: {

@@ -5,10 +5,10 @@ import type { FastifyInstance } from 'fastify';
 import {
   ADDRESS_PATTERN, JOB_MAX_LENGTH, JOB_PATTERN, KEY_MAX_LENGTH, KEY_PATTERN,
 } from '../../common/names.js';
-import { authenticateOwner } from '../auth.js';
+import { authenticateOwner, largeBody } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { notFound } from '../errors.js';
-import { LOGIN_BODY_LIMIT, limitBySource } from '../limits.js';
+import { limitBySource, NAMES_BODY_LIMIT } from '../limits.js';
 import type { GrantRecord } from '../storage/contract.js';
 
 const jobParam = {
@@ -37,6 +37,7 @@ export function grantRoutes(app: FastifyInstance, context: ServerContext): void 
   const { storage, audit } = context;
 
   app.put<{ Params: { job: string }; Body: { keys: string[]; readers: string[] } }>('/v1/grants/:job', {
+    ...largeBody(context, NAMES_BODY_LIMIT),
     schema: {
       tags: ['grants'], summary: 'Grant a job read access to some of the caller\'s keys, for the given reader addresses',
       params: jobParam,
@@ -79,7 +80,6 @@ export function grantRoutes(app: FastifyInstance, context: ServerContext): void 
   });
 
   app.post<{ Body: { job: string; owner?: string } }>('/v1/tokens/job', {
-    bodyLimit: LOGIN_BODY_LIMIT,
     onRequest: limitBySource(context.loginLimits),
     schema: {
       tags: ['login'], summary: 'Exchange an owner token for the read-only token of a job granted to that address',

@@ -147,6 +147,23 @@ describe('connection deadlines and limits', () => {
     }
   });
 
+  it('a write without a valid token is refused before its body is read, so only a logged-in caller can send more than 4 KiB', async () => {
+    const server = await startTestServer();
+    try {
+      for (const [path, authorization] of [['/secrets', ''], ['/v1/secrets/K', 'Authorization: Bearer forged.token.here\r\n'], ['/v1/read', ''], ['/v1/grants/job', '']]) {
+        const method = path === '/v1/read' || path === '/secrets' ? 'POST' : 'PUT';
+        const head = `${method} ${path} HTTP/1.1\r\nHost: localhost\r\n${authorization}Content-Type: application/json\r\nContent-Length: 400000\r\n\r\n`;
+        const client = slowClient(server.url, head, Buffer.from('{"secrets":'));
+        await new Promise((done) => setTimeout(done, 300));
+        expect(client.answer()).toMatch(/^HTTP\/1\.1 403/);
+        expect(client.answer()).toContain('"type":"ForbiddenError"');
+        client.socket.destroy();
+      }
+    } finally {
+      await server.close();
+    }
+  });
+
   it('a login body above 4 KiB is refused with 413 in the documented shape', async () => {
     const server = await startTestServer();
     try {
