@@ -3,6 +3,7 @@
 import { request } from 'node:http';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signLogin } from '../../common/login.js';
+import { sourceOf } from '../../server/limits.js';
 import { call, generateKeypair, newAccount, startTestServer, type TestServer } from '../helpers/server.js';
 
 interface Answer { status: number; retryAfter: string | undefined; body: { type?: string; error?: string; token?: string } }
@@ -71,6 +72,16 @@ describe('login rate limits', () => {
     // One login and two exchanges use the address's three; the next exchange is refused.
     for (let i = 0; i < 3; i++) exchanges.push((await post(server.url, '/v1/tokens/job', { job: 'no-such-job' }, { from: '127.0.0.41', token })).status);
     expect(exchanges).toEqual([403, 403, 429]);
+  });
+});
+
+describe('the source a login is counted under', () => {
+  it('is the IPv4 address, also when it arrives IPv4-mapped, and the /64 network of an IPv6 address', () => {
+    expect(sourceOf('203.0.113.7')).toBe('203.0.113.7');
+    expect(sourceOf('::ffff:203.0.113.7')).toBe('203.0.113.7');
+    // One host usually holds a whole /64: every address in it shares one count.
+    expect(new Set(['2001:db8:a0:1::1', '2001:0db8:00a0:0001:ffff::2', '2001:db8:a0:1:1:2:3:4'].map(sourceOf))).toEqual(new Set(['2001:db8:a0:1::/64']));
+    expect(sourceOf('2001:db8:a0:2::1')).not.toBe(sourceOf('2001:db8:a0:1::1'));
   });
 });
 
