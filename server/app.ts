@@ -1,29 +1,57 @@
 // The HTTP application: Fastify with JSON schemas beside every route (validation, error messages and the OpenAPI
-// document come from them), one error shape for every failure, metrics per route template, and the probes.
+// document come from them), one error shape for every failure, metrics per route template, and the probes. Every
+// connection has a deadline (headers, whole request, idle) and their number is capped, so slow clients cannot pin
+// memory.
 import swagger from '@fastify/swagger';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
+import { JOB_MAX_LENGTH } from '../common/names.js';
 import type { ServerContext } from './context.js';
 import { DecryptionError } from './encryption.js';
 import { HttpError } from './errors.js';
 import { grantRoutes } from './grants/routes.js';
+import { DEFAULT_BODY_LIMIT } from './limits.js';
 import { loginRoutes } from './login.js';
 import { secretRoutes } from './secrets.js';
 import { StorageUnavailableError } from './storage/contract.js';
 
 export const WELCOME = 'Nosana secret manager is running: see /v1/openapi.json for the API';
 
+// Room for a job id of JOB_MAX_LENGTH even when every character is percent-encoded; a longer parameter is a 400.
+const MAX_PARAM_LENGTH = 3 * JOB_MAX_LENGTH;
+// How often Node looks for requests past their headers or request deadline.
+const DEADLINE_CHECK_INTERVAL_MS = 1000;
+
 function errorBody(type: string, message: string) {
   return { type, error: message };
 }
 
+/** What the router refuses before any route runs (bad percent-encoding, an over-long parameter), in our shape. */
+function frameworkError(error: FastifyError, reply: FastifyReply): void {
+  const message = error.code === 'FST_ERR_BAD_URL'
+    ? 'the URL is not valid: it holds a malformed percent-encoding (% must be followed by two hex digits of UTF-8)'
+    : error.code === 'FST_ERR_MAX_PARAM_LENGTH'
+      ? `a path parameter is longer than ${MAX_PARAM_LENGTH} characters: job ids are at most ${JOB_MAX_LENGTH}`
+      : error.message;
+  reply.code(400).send(errorBody('ValidationError', message));
+}
+
 export async function buildApp(context: ServerContext): Promise<FastifyInstance> {
+  const limits = context.config.http;
   const app = Fastify({
     logger: false,
-    bodyLimit: 2 * 1024 * 1024,
+    bodyLimit: DEFAULT_BODY_LIMIT,
+    connectionTimeout: limits.idleTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    requestTimeout: limits.requestTimeoutMs,
+    http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: DEADLINE_CHECK_INTERVAL_MS },
     // Strict JSON: a body that is not JSON is a 400 naming the problem, never a 500.
     ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
-    routerOptions: { ignoreTrailingSlash: true },
+    routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
+    frameworkErrors: (error, _request, reply) => frameworkError(error, reply),
   });
+  // Past the cap, Node closes new connections at once: memory for bodies in flight stays below the cap times the
+  // largest body limit.
+  app.server.maxConnections = limits.maxConnections;
 
   await app.register(swagger, {
     openapi: {
@@ -53,7 +81,7 @@ export async function buildApp(context: ServerContext): Promise<FastifyInstance>
 
   app.setErrorHandler((error: FastifyError | Error, request, reply) => {
     if (error instanceof HttpError) {
-      return reply.code(error.statusCode).send(errorBody(error.type, error.message));
+      return reply.code(error.statusCode).headers(error.headers).send(errorBody(error.type, error.message));
     }
     if (error instanceof StorageUnavailableError) {
       return reply.code(503).send(errorBody('ServiceUnavailableError', 'storage is unreachable: try again shortly'));
@@ -67,9 +95,13 @@ export async function buildApp(context: ServerContext): Promise<FastifyInstance>
       return reply.code(400).send(errorBody('ValidationError', error.message));
     }
     const status = fastifyError.statusCode;
+    if (status === 413) {
+      const limit = request.routeOptions.bodyLimit ?? DEFAULT_BODY_LIMIT;
+      return reply.code(413).send(errorBody('PayloadTooLargeError',
+        `the body is larger than the ${limit} bytes ${request.method} ${request.routeOptions.url ?? request.url} accepts: send less in one request`));
+    }
     if (status !== undefined && status >= 400 && status < 500) {
-      const type = status === 413 ? 'PayloadTooLargeError' : 'ValidationError';
-      return reply.code(status === 415 ? 400 : status).send(errorBody(type, error.message));
+      return reply.code(status === 415 ? 400 : status).send(errorBody('ValidationError', error.message));
     }
     context.log.error({ err: { message: error.message, stack: error.stack }, route: request.routeOptions.url }, 'request failed');
     return reply.code(500).send(errorBody('InternalError', 'internal error'));

@@ -34,9 +34,55 @@ export interface ServerConfig {
   grantSources: GrantSourceName[];
   /** Settings of the Nosana network source (NOSANA_*, IPFS_*), read when GRANT_SOURCES names `nosana`. */
   nosana?: NosanaConfig;
+  /** Connection limits and timeouts (milliseconds), so slow or idle clients cannot pin memory. */
+  http: HttpLimits;
+  /** Logins (POST /login and the job token exchange) per window, per source and per address; 0 turns one off. */
+  loginRateLimit: { perSource: number; perAddress: number; windowSeconds: number };
+}
+
+export interface HttpLimits {
+  /** Time for the request line and headers to arrive. */
+  headersTimeoutMs: number;
+  /** Time for the whole request, body included, to arrive. */
+  requestTimeoutMs: number;
+  /** How long an idle keep-alive connection stays open between requests. */
+  keepAliveTimeoutMs: number;
+  /** A connection silent this long in either direction is closed (a client that stops reading a response, too). */
+  idleTimeoutMs: number;
+  maxConnections: number;
 }
 
 const MIN_JWT_SECRET_BYTES = 32;
+/** Estimated bits a JWT secret must carry: 32 random hex digits (128 bits) estimate at about 117, rarely below 90. */
+const MIN_JWT_SECRET_BITS = 80;
+const MIN_JWT_SECRET_DISTINCT_BYTES = 10;
+
+/**
+ * A rough estimate of the entropy of `secret` in bits: its length times the Shannon entropy of its byte frequencies.
+ * It cannot prove a secret good, but it does catch the obvious mistakes: one character repeated, a short word
+ * repeated, a handful of distinct characters.
+ */
+export function estimatedEntropyBits(secret: Uint8Array): number {
+  const counts = new Map<number, number>();
+  for (const byte of secret) counts.set(byte, (counts.get(byte) ?? 0) + 1);
+  let bitsPerByte = 0;
+  for (const count of counts.values()) {
+    const p = count / secret.length;
+    bitsPerByte -= p * Math.log2(p);
+  }
+  return bitsPerByte * secret.length;
+}
+
+function checkJwtSecret(secret: string): void {
+  const fix = 'make one with: openssl rand -base64 48';
+  const bytes = Buffer.from(secret);
+  if (bytes.length < MIN_JWT_SECRET_BYTES) throw new ConfigError(`JWT_SECRET is shorter than ${MIN_JWT_SECRET_BYTES} bytes: ${fix}`);
+  const distinct = new Set(bytes).size;
+  if (distinct < MIN_JWT_SECRET_DISTINCT_BYTES || estimatedEntropyBits(bytes) < MIN_JWT_SECRET_BITS) {
+    throw new ConfigError(`JWT_SECRET looks guessable (${distinct} distinct characters, about ${Math.floor(estimatedEntropyBits(bytes))} bits ` +
+      `where at least ${MIN_JWT_SECRET_BITS} are needed): use random bytes, ${fix}`);
+  }
+}
 
 function readOrCreate(path: string, create: () => string, what: string, variable: string, log: Logger): string {
   if (!existsSync(path)) {
@@ -58,9 +104,7 @@ export function loadServerConfig(env: Env, log: Logger): ServerConfig {
       ? readFileSync(file, 'utf8').trim()
       : readOrCreate(join(stateDir, 'jwt-secret'), () => randomBytes(48).toString('base64'), 'JWT signing secret', 'JWT_SECRET', log);
   }
-  if (Buffer.byteLength(jwtSecret) < MIN_JWT_SECRET_BYTES) {
-    throw new ConfigError(`JWT_SECRET is shorter than ${MIN_JWT_SECRET_BYTES} bytes: make one with: openssl rand -base64 48`);
-  }
+  checkJwtSecret(jwtSecret);
 
   let keyringText = envOptional(env, 'ENCRYPTION_KEYS');
   let keyringSource = 'ENCRYPTION_KEYS';
@@ -92,6 +136,18 @@ export function loadServerConfig(env: Env, log: Logger): ServerConfig {
     }
   }
 
+  const seconds = (name: string, fallback: number) => envInt(env, name, fallback, { min: 1, max: 3600 }) * 1000;
+  const http: HttpLimits = {
+    headersTimeoutMs: seconds('HEADERS_TIMEOUT_SECONDS', 10),
+    requestTimeoutMs: seconds('REQUEST_TIMEOUT_SECONDS', 30),
+    keepAliveTimeoutMs: seconds('KEEP_ALIVE_TIMEOUT_SECONDS', 72),
+    idleTimeoutMs: seconds('IDLE_TIMEOUT_SECONDS', 120),
+    maxConnections: envInt(env, 'MAX_CONNECTIONS', 512, { min: 1, max: 65_536 }),
+  };
+  if (http.headersTimeoutMs > http.requestTimeoutMs) {
+    throw new ConfigError('HEADERS_TIMEOUT_SECONDS is longer than REQUEST_TIMEOUT_SECONDS: the headers are part of the request, set it lower');
+  }
+
   return {
     port: envInt(env, 'PORT', 4124, { min: 0, max: 65535 }),
     host: envString(env, 'HOST', '0.0.0.0'),
@@ -106,5 +162,11 @@ export function loadServerConfig(env: Env, log: Logger): ServerConfig {
     maxValueBytes: envInt(env, 'MAX_VALUE_BYTES', 65_536, { min: 1, max: 1_048_576 }),
     grantSources: sources as GrantSourceName[],
     nosana: sources.includes('nosana') ? loadNosanaConfig(env) : undefined,
+    http,
+    loginRateLimit: {
+      perSource: envInt(env, 'LOGIN_RATE_LIMIT_PER_SOURCE', 1200, { min: 0, max: 1_000_000_000 }),
+      perAddress: envInt(env, 'LOGIN_RATE_LIMIT_PER_ADDRESS', 600, { min: 0, max: 1_000_000_000 }),
+      windowSeconds: envInt(env, 'LOGIN_RATE_LIMIT_WINDOW_SECONDS', 60, { min: 1, max: 3600 }),
+    },
   };
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../common/log.js';
 import type { ServerConfig } from './config.js';
 import type { Envelope } from './encryption.js';
 import type { GrantResolver } from './grants/resolver.js';
+import type { LoginLimits } from './limits.js';
 import type { ServerMetrics } from './metrics.js';
 import type { Storage } from './storage/contract.js';
 import type { Tokens } from './tokens.js';
@@ -14,6 +15,8 @@ export interface ServerContext {
   envelope: Envelope;
   tokens: Tokens;
   grants: GrantResolver;
+  /** Login and token-exchange rates per source and per address. */
+  loginLimits: LoginLimits;
   metrics: ServerMetrics;
   log: Logger;
   /** Structured audit events: who did what to which key, and the outcome. Never a value. */

@@ -10,6 +10,7 @@ import { AUDIENCE_PATTERN, loginMessage } from '../common/login.js';
 import { ADDRESS_PATTERN, decodeAddress, JOB_MAX_LENGTH, JOB_PATTERN } from '../common/names.js';
 import type { ServerContext } from './context.js';
 import { forbidden, HttpError, validation } from './errors.js';
+import { limitBySource } from './limits.js';
 import type { Principal } from './tokens.js';
 
 // DER prefix of an ed25519 SubjectPublicKeyInfo; the 32 raw key bytes follow.
@@ -98,6 +99,8 @@ export async function checkLogin(context: ServerContext, body: LoginBody): Promi
   if (!verify(null, Buffer.from(message), key, signature)) {
     throw forbidden(`signature does not match address ${body.address} for message ${message}`);
   }
+  // Counted only once the signature holds, so nobody can use up the logins of an address that is not theirs.
+  context.loginLimits.perAddress.take(body.address);
   // Only a valid signature is remembered, so nobody can fill the replay cache with garbage.
   const fingerprint = createHash('sha256').update(signature).digest('base64url');
   const expiresAt = new Date((timestamp + config.loginMaxAgeSeconds + 1) * 1000);
@@ -131,6 +134,7 @@ export function loginRoutes(app: FastifyInstance, context: ServerContext): void 
   }, async () => ({ audience: loginAudience, loginMessage: `nosana_secret_${loginAudience}_<unix seconds>`, unboundLogin }));
 
   app.post<{ Body: LoginBody }>('/login', {
+    onRequest: limitBySource(context.loginLimits),
     schema: {
       tags: ['login'],
       summary: 'Log in with a signed message; with `job`, get the read-only token of that job',

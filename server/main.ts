@@ -9,6 +9,7 @@ import { Envelope } from './encryption.js';
 import { unavailable } from './errors.js';
 import { ApiGrantSource } from './grants/api-source.js';
 import { GrantResolver } from './grants/resolver.js';
+import { createLoginLimits } from './limits.js';
 import type { GrantSource } from './grants/source.js';
 import { createServerMetrics } from './metrics.js';
 import { StorageUnavailableError, type Storage } from './storage/contract.js';
@@ -40,6 +41,7 @@ export async function createContext(config: ServerConfig, storage: Storage, log:
     envelope: new Envelope(config.keyring),
     tokens: new Tokens(config.jwtSecret, config.tokenTtlSeconds),
     grants: new GrantResolver(sources),
+    loginLimits: createLoginLimits(config.loginRateLimit),
     async timed(operation, run) {
       const end = metrics.storageDuration.startTimer({ operation, backend: storage.backend });
       try {

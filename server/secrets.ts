@@ -3,9 +3,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { KEY_MAX_LENGTH, KEY_PATTERN, keyProblem } from '../common/names.js';
-import { authenticate, authenticateOwner, type Caller } from './auth.js';
+import { authenticate, authenticateOwner, largeBody, type Caller } from './auth.js';
 import type { ServerContext } from './context.js';
 import { conflict, forbidden, notFound, validation } from './errors.js';
+import { BATCH_MAX_KEYS, batchBodyLimit, NAMES_BODY_LIMIT, valueBodyLimit } from './limits.js';
 import { VersionConflictError, type SecretRecord } from './storage/contract.js';
 
 /** How often a write is sealed again and retried when other writes of the same key keep getting there first. */
@@ -23,6 +24,9 @@ const keyParam = { type: 'object', properties: { '*': { type: 'string', descript
 const prefixQuery = {
   type: 'object', properties: { prefix: { type: 'string', maxLength: KEY_MAX_LENGTH } }, additionalProperties: false,
 } as const;
+
+// With the u flag, a surrogate pair is one code point, so only unpaired surrogates match.
+const LONE_SURROGATE = /\p{Surrogate}/u;
 
 function metadata(record: SecretRecord) {
   return {
@@ -43,6 +47,8 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
   function checkedValue(value: string, field: string): string {
     if (value.length === 0) throw validation(`${field} must not be empty`);
     if (Buffer.byteLength(value) > config.maxValueBytes) throw validation(`${field} must be at most ${config.maxValueBytes} bytes`);
+    // UTF-8 cannot hold a lone surrogate: stored, it would come back as U+FFFD, so refuse it rather than change it.
+    if (LONE_SURROGATE.test(value)) throw validation(`${field} holds a lone UTF-16 surrogate (an unpaired \\uD800-\\uDFFF): send valid Unicode`);
     return value;
   }
 
@@ -142,12 +148,13 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
   });
 
   app.post<{ Body: { secrets: Record<string, string>; prefix?: string } }>('/secrets', {
+    ...largeBody(context, batchBodyLimit(config.maxValueBytes)),
     schema: {
       tags: ['compatible'], summary: 'Store secrets under the caller\'s address (as prefix + key)',
       body: {
         type: 'object', required: ['secrets'], additionalProperties: false,
         properties: {
-          secrets: { type: 'object', minProperties: 1, maxProperties: 1000, additionalProperties: { type: 'string' } },
+          secrets: { type: 'object', minProperties: 1, maxProperties: BATCH_MAX_KEYS, additionalProperties: { type: 'string' } },
           prefix: { type: 'string', maxLength: KEY_MAX_LENGTH },
         },
       },
@@ -196,6 +203,7 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
   });
 
   app.put<{ Params: { '*': string }; Body: { value: string } }>('/v1/secrets/*', {
+    ...largeBody(context, valueBodyLimit(config.maxValueBytes)),
     schema: {
       tags: ['secrets'], summary: 'Create or replace one secret', params: keyParam,
       body: { type: 'object', required: ['value'], additionalProperties: false, properties: { value: { type: 'string' } } },
@@ -216,6 +224,7 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
   });
 
   app.post<{ Body: { keys: string[] } }>('/v1/read', {
+    ...largeBody(context, NAMES_BODY_LIMIT),
     schema: {
       tags: ['secrets'], summary: 'Read several secrets at once; fails naming the first key that cannot be read',
       body: {

@@ -5,9 +5,10 @@ import type { FastifyInstance } from 'fastify';
 import {
   ADDRESS_PATTERN, JOB_MAX_LENGTH, JOB_PATTERN, KEY_MAX_LENGTH, KEY_PATTERN,
 } from '../../common/names.js';
-import { authenticateOwner } from '../auth.js';
+import { authenticateOwner, largeBody } from '../auth.js';
 import type { ServerContext } from '../context.js';
 import { notFound } from '../errors.js';
+import { limitBySource, NAMES_BODY_LIMIT } from '../limits.js';
 import type { GrantRecord } from '../storage/contract.js';
 
 const jobParam = {
@@ -36,6 +37,7 @@ export function grantRoutes(app: FastifyInstance, context: ServerContext): void 
   const { storage, audit } = context;
 
   app.put<{ Params: { job: string }; Body: { keys: string[]; readers: string[] } }>('/v1/grants/:job', {
+    ...largeBody(context, NAMES_BODY_LIMIT),
     schema: {
       tags: ['grants'], summary: 'Grant a job read access to some of the caller\'s keys, for the given reader addresses',
       params: jobParam,
@@ -78,6 +80,7 @@ export function grantRoutes(app: FastifyInstance, context: ServerContext): void 
   });
 
   app.post<{ Body: { job: string; owner?: string } }>('/v1/tokens/job', {
+    onRequest: limitBySource(context.loginLimits),
     schema: {
       tags: ['login'], summary: 'Exchange an owner token for the read-only token of a job granted to that address',
       body: {
@@ -91,6 +94,7 @@ export function grantRoutes(app: FastifyInstance, context: ServerContext): void 
     },
   }, async (request) => {
     const address = await authenticateOwner(context, request);
+    context.loginLimits.perAddress.take(address);
     const access = await context.grants.resolve(request.body.job, address, request.body.owner);
     const { token, expiresAt } = context.tokens.issue({ scope: 'job', address, job: request.body.job, owner: access.owner });
     context.metrics.logins.inc({ scope: 'job', outcome: 'success' });

@@ -2,8 +2,9 @@
 // processes can share the file. Secrets and grants are written with full fsync, so an acknowledged write survives
 // even a power loss. Used login signatures go through a second connection without the per-commit fsync: they live
 // 60 s, and an fsync per login would cap logins at the disk's fsync rate. A process crash loses none of them (WAL);
-// only a power loss could forget the last moments of them.
-import { mkdirSync } from 'node:fs';
+// only a power loss could forget the last moments of them. The files are the owner's only (0600): SQLite creates
+// the -wal and -shm files with the mode of the database file, so creating that one 0600 covers all three.
+import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import {
@@ -87,7 +88,12 @@ export class SqliteStorage implements Storage {
   }
 
   async init(): Promise<void> {
-    if (this.path !== ':memory:') mkdirSync(dirname(this.path), { recursive: true });
+    if (this.path !== ':memory:') {
+      mkdirSync(dirname(this.path), { recursive: true });
+      closeSync(openSync(this.path, 'a', 0o600));
+      // Files an earlier version left readable by others (0644) are tightened too.
+      for (const file of [this.path, `${this.path}-wal`, `${this.path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600);
+    }
     const db = new Database(this.path);
     db.pragma('busy_timeout = 5000');
     db.pragma('journal_mode = WAL');

@@ -161,6 +161,26 @@ describe('job grants', () => {
   });
 });
 
+describe('job ids up to their documented length of 128 characters', () => {
+  it('a job id of 101 to 128 characters is granted, logged in with and revoked', async () => {
+    for (const job of ['j'.repeat(101), `${'j'.repeat(127)}9`]) {
+      const granted = await call(server.url, 'PUT', `/v1/grants/${job}`, { token: owner.token, body: { keys: ['GRANTED'], readers: [node.address] } });
+      expect(granted.status).toBe(200);
+      expect(granted.body.job).toBe(job);
+      expect(await call(server.url, 'GET', '/secrets', { token: await jobToken(node, job) })).toEqual({ status: 200, body: { GRANTED: 'g-value' } });
+      expect((await call(server.url, 'DELETE', `/v1/grants/${job}`, { token: owner.token })).status).toBe(204);
+    }
+  });
+
+  it('a longer job id is a 400 in the documented shape, however long', async () => {
+    for (const length of [129, 384, 385, 5000]) {
+      const answer = await call(server.url, 'PUT', `/v1/grants/${'j'.repeat(length)}`, { token: owner.token, body: { keys: ['GRANTED'], readers: [node.address] } });
+      expect(answer.status).toBe(400);
+      expect(answer.body).toEqual({ type: 'ValidationError', error: expect.stringContaining('128') });
+    }
+  });
+});
+
 describe('results, the reverse flow', () => {
   it('a node stores a result under its own address, grants it to the job\'s owner, and the owner reads it with a job login', async () => {
     const job = 'job-result';

@@ -186,4 +186,21 @@ describe('login', () => {
       await wide.close();
     }
   });
+
+  it.each([
+    ['32 times the same letter', 'a'.repeat(32)],
+    ['a word repeated', 'password'.repeat(4)],
+    ['two characters alternating', 'ab'.repeat(24)],
+    ['a word with a counter', 'changeme-changeme-changeme-changeme1'],
+  ])('a guessable JWT secret (%s) stops start-up with the command that makes a good one', async (_name, secret) => {
+    await expect(startTestServer({ JWT_SECRET: secret })).rejects.toThrow(/JWT_SECRET looks guessable.*openssl rand -base64 48/);
+  });
+
+  it('JWT secrets made of random bytes are accepted, base64 or hex', async () => {
+    const { randomBytes } = await import('node:crypto');
+    for (const secret of [randomBytes(48).toString('base64'), randomBytes(16).toString('hex')]) {
+      const started = await startTestServer({ JWT_SECRET: secret });
+      await started.close();
+    }
+  });
 });

@@ -115,11 +115,51 @@ describe('every bad input is a 400 that names the field and the rule', () => {
     expect((await call(server.url, 'GET', '/secrets', { token: owner.token })).body).toEqual({});
   });
 
+  it('a value of the largest size fits its body limit however JSON escapes it, and a larger body is a 413', async () => {
+    const owner = await newAccount(server);
+    const escaped = '\u0001'.repeat(65_536); // JSON sends each as \u0001: six bytes for one
+    expect((await call(server.url, 'PUT', '/v1/secrets/ESCAPED', { token: owner.token, body: { value: escaped } })).status).toBe(200);
+    expect((await call(server.url, 'POST', '/secrets', { token: owner.token, body: { secrets: { BATCHED: escaped } } })).status).toBe(200);
+    expect((await server.client.getSecret(owner.token, 'ESCAPED')).value).toBe(escaped);
+    expect((await server.client.getSecret(owner.token, 'BATCHED')).value).toBe(escaped);
+    const tooBig = await call(server.url, 'POST', '/secrets', { token: owner.token, body: { secrets: { A: escaped, B: escaped, C: escaped } } });
+    expect(tooBig).toEqual({ status: 413, body: { type: 'PayloadTooLargeError', error: expect.stringMatching(/larger than the \d+ bytes POST \/secrets accepts/) } });
+    expect((await call(server.url, 'GET', '/secrets/A', { token: owner.token })).status).toBe(404);
+  });
+
   it('PUT /v1/secrets with an unknown field is refused', async () => {
     const owner = await newAccount(server);
     const answer = await call(server.url, 'PUT', '/v1/secrets/K', { token: owner.token, body: { value: 'v', extra: 1 } });
     expect(answer.status).toBe(400);
     expect(answer.body.error).toContain('additional properties');
+  });
+
+  it('a URL with a malformed percent-encoding is a 400 in the documented shape, on any route', async () => {
+    const owner = await newAccount(server);
+    for (const [method, path] of [['GET', '/secrets/%E0%A4%A'], ['GET', '/v1/secrets/a%ZZ'], ['DELETE', '/v1/grants/%ED%A0%80'], ['GET', '/nope/%']]) {
+      const answer = await call(server.url, method!, path!, { token: owner.token });
+      expect(answer.status).toBe(400);
+      expect(answer.body).toEqual({ type: 'ValidationError', error: expect.stringContaining('percent-encoding') });
+    }
+  });
+
+  it('a value holding a lone UTF-16 surrogate is refused with 400, never stored rewritten', async () => {
+    const owner = await newAccount(server);
+    const batch = await call(server.url, 'POST', '/secrets', { token: owner.token, body: { secrets: { OK: 'fine', LONE: 'a\ud800b' } } });
+    expect(batch.status).toBe(400);
+    expect(batch.body).toEqual({ type: 'ValidationError', error: expect.stringContaining('secrets.LONE holds a lone UTF-16 surrogate') });
+    const single = await call(server.url, 'PUT', '/v1/secrets/LONE', { token: owner.token, body: { value: '\udc00' } });
+    expect(single.status).toBe(400);
+    expect(single.body.type).toBe('ValidationError');
+    expect((await call(server.url, 'GET', '/secrets', { token: owner.token })).body).toEqual({});
+  });
+
+  it('any well-formed Unicode value reads back exactly as written', async () => {
+    const owner = await newAccount(server);
+    const value = 'emoji \u{1F600}, CJK \u4E2D, combining e\u0301, NUL \u0000, BOM \uFEFF, last \u{10FFFF}';
+    await call(server.url, 'POST', '/secrets', { token: owner.token, body: { secrets: { U: value } } });
+    expect((await call(server.url, 'GET', '/secrets/U', { token: owner.token })).body).toEqual({ U: value });
+    expect((await server.client.getSecret(owner.token, 'U')).value).toBe(value);
   });
 
   it('an unknown route is a JSON 404', async () => {

@@ -1,5 +1,5 @@
 import { createCipheriv, randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync } from 'node:fs';
+import { chmodSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
@@ -62,6 +62,28 @@ describe('secrets at rest', () => {
     for (const file of files) expect(readFileSync(join(server.dir, file)).includes(marker)).toBe(false);
     expect((await server.client.getSecret(owner.token, 'MARKED')).value).toBe(`${marker}-v2`);
     await server.close();
+  });
+
+  it('the database file and its -wal and -shm files are readable and writable by the server\'s user only', async () => {
+    // The usual umask (022) would leave files SQLite creates readable by everyone on the machine.
+    const umask = process.umask(0o022);
+    try {
+      const server = await startTestServer();
+      const owner = await newAccount(server);
+      await server.client.putSecret(owner.token, 'K', 'v');
+      const mode = (file: string) => (statSync(join(server.dir, file)).mode & 0o777).toString(8);
+      expect([mode('db.sqlite'), mode('db.sqlite-wal'), mode('db.sqlite-shm')]).toEqual(['600', '600', '600']);
+      await server.close();
+
+      // A database an earlier version left readable by everyone is tightened on the next start.
+      chmodSync(join(server.dir, 'db.sqlite'), 0o644);
+      const again = await startTestServer({}, server.dir);
+      await again.client.putSecret(owner.token, 'K', 'v2');
+      expect([mode('db.sqlite'), mode('db.sqlite-wal'), mode('db.sqlite-shm')]).toEqual(['600', '600', '600']);
+      await again.close();
+    } finally {
+      process.umask(umask);
+    }
   });
 
   it('a sealed value copied onto another owner\'s row does not decrypt, and nothing leaks', async () => {
