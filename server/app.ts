@@ -2,6 +2,7 @@
 // document come from them), one error shape for every failure, metrics per route template, and the probes.
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import { auditRefusals } from './audit.js';
 import type { ServerContext } from './context.js';
 import { DecryptionError } from './encryption.js';
 import { HttpError } from './errors.js';
@@ -50,6 +51,8 @@ export async function buildApp(context: ServerContext): Promise<FastifyInstance>
     context.metrics.httpRequests.inc(labels);
     context.metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
   });
+
+  auditRefusals(app, context);
 
   app.setErrorHandler((error: FastifyError | Error, request, reply) => {
     if (error instanceof HttpError) {

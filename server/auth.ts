@@ -1,6 +1,7 @@
 // Who is calling: the token from the Authorization header, verified, and for a job token the grant looked up again,
 // so a revoked grant stops access at once.
 import type { FastifyRequest } from 'fastify';
+import { rememberPrincipal } from './audit.js';
 import type { ServerContext } from './context.js';
 import { forbidden } from './errors.js';
 import type { JobAccess } from './grants/source.js';
@@ -14,6 +15,7 @@ export async function authenticate(context: ServerContext, request: FastifyReque
   const token = tokenFromHeader(request.headers.authorization);
   if (token === undefined) throw forbidden('missing token: log in with POST /login and send Authorization: Bearer <token>');
   const principal: Principal = await context.tokens.verify(token);
+  rememberPrincipal(request, { address: principal.address, job: principal.scope === 'job' ? principal.job : undefined });
   if (principal.scope === 'owner') return principal;
   const access = await context.grants.resolve(principal.job, principal.address, principal.owner);
   return { scope: 'job', address: principal.address, job: principal.job, access };
