@@ -12,6 +12,7 @@ import autocannon from 'autocannon';
 import bs58 from 'bs58';
 import { SecretsClient } from '../common/client.js';
 import { generateKeypair, loginMessage } from '../common/login.js';
+import { Progress } from '../common/progress.js';
 
 const { values } = parseArgs({
   options: {
@@ -66,9 +67,14 @@ function cpuSeconds(pid: number): number {
 }
 
 async function load(name: string, options: autocannon.Options): Promise<Figures> {
-  process.stderr.write(`measuring ${name}...\n`);
+  const progress = new Progress(`measuring ${name} for ${seconds} s`, { unit: 'requests' });
   const cpuBefore = cpuSeconds(server.pid);
-  const result = await autocannon({ connections, duration: seconds, ...options });
+  const result = await new Promise<autocannon.Result>((done, fail) => {
+    const run = autocannon({ connections, duration: seconds, ...options }, (error, figures) => (error ? fail(error) : done(figures)));
+    // autocannon's types declare the tick listener without its argument: the requests completed in the last second.
+    run.on('tick', (tick?: { counter: number }) => progress.add(tick?.counter ?? 0));
+  });
+  progress.done(result.requests.total);
   const cpu = cpuSeconds(server.pid) - cpuBefore;
   const non2xx = result.non2xx + result.errors;
   return {
@@ -104,8 +110,8 @@ const { token } = await client.login(owner);
 console.log(`storage: ${storage.replace(/:[^:@/]*@/, ':***@')}; server NODE_OPTIONS: ${values['node-options'] || '(none)'}`);
 console.log(`RSS at start: ${rssMb(server.pid).toFixed(0)} MB`);
 
-process.stderr.write(`storing ${secretCount} secrets...\n`);
 // Writes: 100,000 secrets in batches of 1,000 through POST /secrets.
+const storing = new Progress('storing secrets', { unit: 'secrets', total: secretCount });
 const writeStart = performance.now();
 for (let i = 0; i < secretCount; i += 1000) {
   const batch: Record<string, string> = {};
@@ -114,7 +120,9 @@ for (let i = 0; i < secretCount; i += 1000) {
     method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ secrets: batch }),
   });
   if (!response.ok) throw new Error(`storing failed: ${response.status} ${await response.text()}`);
+  storing.update(Math.min(i + 1000, secretCount));
 }
+storing.done();
 const writesPerSecond = secretCount / ((performance.now() - writeStart) / 1000);
 const rssLoaded = rssMb(server.pid);
 

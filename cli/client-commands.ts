@@ -3,14 +3,12 @@
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiError, SecretsClient, ServerUnreachableError } from '../common/client.js';
 import { generateKeypair, readKeypairFile, writeKeypairFile, type Keypair } from '../common/login.js';
 import { jobProblem, keyProblem } from '../common/names.js';
-import { CliError } from './usage.js';
-
-export const CLIENT_COMMANDS = ['keygen', 'login', 'set', 'list', 'get', 'delete', 'grant', 'revoke', 'grants'] as const;
+import { CliError, cliName, command as named } from './usage.js';
 
 const TOKEN_MARGIN_MS = 30_000;
 
@@ -26,12 +24,20 @@ function defaultKeypairPath(): string {
 
 async function loadKeypair(path: string): Promise<Keypair> {
   if (!existsSync(path)) {
-    throw new CliError(`no keypair file at ${path}`, `create one with \`nosana-secrets keygen --out ${path}\`, or pass --keypair FILE`);
+    throw new CliError(`no keypair file at ${path}`, `create one with ${named(`keygen --out ${path}`)}, or pass --keypair FILE`);
   }
   try {
     return await readKeypairFile(path);
   } catch (error) {
-    throw new CliError((error as Error).message, 'pass --keypair with a file written by `nosana-secrets keygen` or `solana-keygen new`');
+    throw new CliError((error as Error).message, `pass --keypair with a file written by ${named('keygen')} or \`solana-keygen new\``);
+  }
+}
+
+/** The git work tree a path is in (the nearest folder above it holding .git), if any. */
+function gitWorkTree(path: string): string | undefined {
+  for (let dir = dirname(resolve(path)); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, '.git'))) return dir;
+    if (dirname(dir) === dir) return undefined;
   }
 }
 
@@ -43,7 +49,7 @@ async function readStdin(): Promise<string> {
 }
 
 function requireName(kind: 'key' | 'job', value: string | undefined, usage: string): string {
-  if (value === undefined) throw new CliError(`missing ${kind}`, `usage: nosana-secrets ${usage}`, 2);
+  if (value === undefined) throw new CliError(`missing ${kind}`, `usage: ${named(usage)}`, 2);
   const problem = kind === 'key' ? keyProblem(value) : jobProblem(value);
   if (problem) throw new CliError(`${kind} "${value}" ${problem}`, `choose a ${kind} name that fits the rule`, 2);
   return value;
@@ -114,11 +120,21 @@ export async function runClientCommand(command: string, args: string[]): Promise
   if (command === 'keygen') {
     const path = values.out ?? defaultKeypairPath();
     if (existsSync(path)) throw new CliError(`${path} already exists`, 'pass --out with a new file name; an existing key is never overwritten');
-    await mkdir(dirname(path), { recursive: true });
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
     const keypair = generateKeypair();
     await writeKeypairFile(path, keypair);
     out(keypair.address);
     process.stderr.write(`wrote ${path} (keep it secret: it is the key to your secrets)\n`);
+    const workTree = gitWorkTree(path);
+    if (workTree !== undefined) {
+      process.stderr.write(`warning: ${path} is inside the git work tree ${workTree}: one \`git add\` from a commit. ` +
+        `Move it out (e.g. to ~/.config/nosana-secrets/), or make sure .gitignore covers it\n`);
+    }
+    return;
+  }
+
+  if (command === 'address') {
+    out((await loadKeypair(values.keypair ?? defaultKeypairPath())).address);
     return;
   }
 
@@ -135,7 +151,7 @@ export async function runClientCommand(command: string, args: string[]): Promise
       case 'set': {
         const key = requireName('key', positionals[0], 'set KEY [VALUE|-]');
         const value = positionals[1] === undefined || positionals[1] === '-' ? await readStdin() : positionals[1];
-        if (value === '') throw new CliError('the value is empty', 'pass the value as an argument, or pipe it in: printf %s "$VALUE" | nosana-secrets set KEY -');
+        if (value === '') throw new CliError('the value is empty', `pass the value as an argument, or pipe it in: printf %s "$VALUE" | ${cliName()} set KEY -`);
         const meta = await session.withToken((token) => client.putSecret(token, key, value));
         out(`stored ${meta.key} (version ${meta.version})`);
         return;
@@ -143,6 +159,10 @@ export async function runClientCommand(command: string, args: string[]): Promise
       case 'list': {
         const { secrets } = await session.withToken((token) => client.listSecrets(token, values.prefix));
         for (const s of secrets) out(`${s.key}\tversion ${s.version}\tupdated ${s.updatedAt}`);
+        // On stderr, so that a script reading the list gets no line for no secret.
+        if (secrets.length === 0) {
+          process.stderr.write(values.prefix === undefined ? `no secrets yet: store one with ${named('set KEY -')}\n` : `no secrets under the prefix "${values.prefix}"\n`);
+        }
         return;
       }
       case 'get': {
@@ -163,13 +183,24 @@ export async function runClientCommand(command: string, args: string[]): Promise
         const usage = 'grant JOB KEY... --reader ADDRESS';
         const job = requireName('job', positionals[0], usage);
         const keys = positionals.slice(1).map((key) => requireName('key', key, usage));
-        if (keys.length === 0) throw new CliError('no key to grant', `usage: nosana-secrets ${usage}`, 2);
+        if (keys.length === 0) throw new CliError('no key to grant', `usage: ${named(usage)}`, 2);
         const readers = values.reader ?? [];
         if (readers.length === 0) {
           throw new CliError('no reader', 'name the address that runs the job (the node) with --reader ADDRESS', 2);
         }
         const grant = await session.withToken((token) => client.putGrant(token, job, keys, readers));
         out(`granted ${grant.keys.join(', ')} of job ${grant.job} to ${grant.readers.join(', ')}`);
+        // Granting a key before storing it is allowed (a grant may be set up ahead of the value), but it is more often
+        // a typo, and the job would get a 404: say so.
+        const prefix = grant.keys.reduce((common, key) => { while (!key.startsWith(common)) common = common.slice(0, -1); return common; });
+        const { secrets } = await session.withToken((token) => client.listSecrets(token, prefix));
+        const stored = new Set(secrets.map((s) => s.key));
+        const missing = grant.keys.filter((key) => !stored.has(key));
+        if (missing.length > 0) {
+          const [them, it] = missing.length === 1 ? ['secret', 'it'] : ['secrets', 'them'];
+          process.stderr.write(`warning: you have no ${them} named ${missing.join(', ')} yet: job ${grant.job} cannot read ${it} ` +
+            `until you store ${it} with ${named('set KEY -')} (${named('list')} shows your keys)\n`);
+        }
         return;
       }
       case 'revoke': {
@@ -181,18 +212,19 @@ export async function runClientCommand(command: string, args: string[]): Promise
       case 'grants': {
         const { grants } = await session.withToken((token) => client.listGrants(token));
         for (const g of grants) out(`${g.job}\tkeys ${g.keys.join(',')}\treaders ${g.readers.join(',')}`);
+        if (grants.length === 0) process.stderr.write(`no grants yet: let a job read keys with ${named('grant JOB KEY... --reader ADDRESS')}\n`);
         return;
       }
     }
   } catch (error) {
     if (error instanceof ServerUnreachableError) {
-      throw new CliError(error.message, `start the server with \`nosana-secrets server\`, or pass --endpoint URL (or set NOSANA_SECRETS_ENDPOINT)`);
+      throw new CliError(error.message, `start the server with ${named('server')} (or \`npm start\` in a clone), or pass --endpoint URL (or set NOSANA_SECRETS_ENDPOINT)`);
     }
     if (error instanceof ApiError) {
       const fixes: Record<number, string> = {
         400: 'correct the input named above',
         403: 'check that you use the right --keypair, and for a job that it was granted to this address',
-        404: 'run `nosana-secrets list` to see your keys',
+        404: command === 'revoke' ? `run ${named('grants')} to see your grants` : `run ${named('list')} to see your keys`,
         409: 'see the message above',
         503: 'the server cannot reach its storage: try again shortly',
       };

@@ -1,6 +1,7 @@
 // `nosana-secrets rotate-keys`: run after putting a new key first in ENCRYPTION_KEYS (the old one kept after it)
 // and restarting the servers; see server/key-rotation.ts.
 import { createLogger } from '../common/log.js';
+import { Progress } from '../common/progress.js';
 import { loadServerConfig } from '../server/config.js';
 import { Envelope } from '../server/encryption.js';
 import { rotateDataKeys } from '../server/key-rotation.js';
@@ -13,7 +14,9 @@ export async function rotateKeys(): Promise<void> {
   const storage = await openStorage(config.storageConnection);
   await storage.init();
   try {
-    const { rewrapped, skipped } = await rotateDataKeys(storage, envelope);
+    const progress = new Progress(`re-wrapping data keys with key ${envelope.activeKekId}`, { unit: 'data keys' });
+    const { rewrapped, skipped } = await rotateDataKeys(storage, envelope, (counts) => progress.update(counts.rewrapped));
+    progress.done(rewrapped);
     const left = (await storage.listSecretsNotWrappedBy(envelope.activeKekId, 1)).length;
     log.info({ rewrapped, skipped, activeKey: envelope.activeKekId }, 'key rotation done');
     process.stdout.write(`re-wrapped ${rewrapped} data keys with key ${envelope.activeKekId}; ` +

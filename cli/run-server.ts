@@ -5,20 +5,23 @@ import { StorageConfigError } from '../server/storage/contract.js';
 import { CliError } from './usage.js';
 import { closeOnSignals } from '../common/shutdown.js';
 
-export async function runServer(): Promise<void> {
+/** `nosana-secrets server [--host HOST] [--port PORT]`: the flags win over HOST and PORT. */
+export async function runServer(flags: { host?: string; port?: string } = {}): Promise<void> {
   const log = createLogger('server');
+  const env = { ...process.env, HOST: flags.host ?? process.env.HOST, PORT: flags.port ?? process.env.PORT };
   let server;
   try {
-    server = await startServer(process.env, log);
+    server = await startServer(env, log);
   } catch (error) {
     if (error instanceof ConfigError || error instanceof StorageConfigError) {
-      throw new CliError(error.message, 'fix the environment variable named above and start again');
+      throw new CliError(error.message, 'fix the environment variable or flag named above and start again');
     }
     const code = (error as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') throw new CliError(`port ${process.env.PORT ?? 4124} is already in use`, 'stop the other process or set PORT to a free port');
+    if (code === 'EADDRINUSE') throw new CliError(`port ${env.PORT ?? 4124} is already in use`, 'stop the other process, or pass --port (or set PORT) with a free port');
+    if (code === 'EADDRNOTAVAIL') throw new CliError(`${env.HOST} is not an address of this machine`, 'pass --host (or set HOST) with one of its addresses, or 0.0.0.0 for all');
     throw error;
   }
-  process.stderr.write(`secret manager running: open ${server.url}\n`);
+  process.stderr.write(`secret manager listening on ${server.listening}: open ${server.url}\n`);
   const running = server;
   closeOnSignals(log, () => running.close());
 }

@@ -6,10 +6,13 @@ export const DEFAULT_SOCKET_DIR = '/var/run/secrets-store-csi-providers';
 export const DEFAULT_METRICS_PORT = 8095;
 /** What a refusal of an endpoint tells the user to do. */
 export const INJECTOR_ENDPOINTS_FIX = 'list it in NOSANA_INJECTOR_ENDPOINTS (comma-separated URLs; chart: injector.extraAllowedEndpoints) or pass --endpoint URL';
+/** Every interface, so that Prometheus can scrape the pod; METRICS_HOST narrows it. */
+export const DEFAULT_METRICS_HOST = '0.0.0.0';
 
 export interface InjectorConfig {
   socketDir: string;
   metricsPort: number;
+  metricsHost: string;
   /** The node-wide Solana keypair file; optional when every class names a nodeKeySecret. */
   nodeKeypairPath?: string;
   /** The secrets servers this node may sign in to; the first is the default endpoint. */
@@ -19,6 +22,7 @@ export interface InjectorConfig {
 
 export interface InjectorFlags {
   'socket-dir'?: string;
+  'metrics-host'?: string;
   'metrics-port'?: string;
   'node-keypair'?: string;
   endpoint?: string[];
@@ -28,6 +32,7 @@ export function loadInjectorConfig(env: Env, flags: InjectorFlags = {}): Injecto
   const withFlags: Env = {
     ...env,
     NOSANA_INJECTOR_SOCKET_DIR: flags['socket-dir'] ?? env.NOSANA_INJECTOR_SOCKET_DIR,
+    METRICS_HOST: flags['metrics-host'] ?? env.METRICS_HOST,
     METRICS_PORT: flags['metrics-port'] ?? env.METRICS_PORT,
     NOSANA_NODE_KEYPAIR: flags['node-keypair'] ?? env.NOSANA_NODE_KEYPAIR,
   };
@@ -38,6 +43,7 @@ export function loadInjectorConfig(env: Env, flags: InjectorFlags = {}): Injecto
   return {
     socketDir: envString(withFlags, 'NOSANA_INJECTOR_SOCKET_DIR', DEFAULT_SOCKET_DIR),
     metricsPort: envInt(withFlags, 'METRICS_PORT', DEFAULT_METRICS_PORT, { min: 0, max: 65535 }),
+    metricsHost: envString(withFlags, 'METRICS_HOST', DEFAULT_METRICS_HOST),
     nodeKeypairPath: envOptional(withFlags, 'NOSANA_NODE_KEYPAIR'),
     allowedEndpoints,
     serverTimeoutMs: envInt(env, 'NOSANA_INJECTOR_SERVER_TIMEOUT_MS', 5_000, { min: 100, max: 60_000 }),

@@ -43,14 +43,14 @@ export async function startInjector(config: InjectorConfig, log: Logger = create
   const provider = await serveProvider(config.socketDir, { mount: (request) => mount(context, request) });
   let probes: Server;
   try {
-    probes = await startProbeServer({ port: config.metricsPort, registry: metrics.registry, ready: () => true });
+    probes = await startProbeServer({ port: config.metricsPort, host: config.metricsHost, registry: metrics.registry, ready: () => true });
   } catch (error) {
     await provider.close();
     throw error;
   }
   const address = probes.address();
   const metricsPort = typeof address === 'object' && address ? address.port : config.metricsPort;
-  log.info({ socket: provider.socketPath, metricsPort, endpoints: config.allowedEndpoints, node: nodeKeypair?.address }, 'injector listening');
+  log.info({ socket: provider.socketPath, metricsHost: config.metricsHost, metricsPort, endpoints: config.allowedEndpoints, node: nodeKeypair?.address }, 'injector listening');
 
   return {
     socketPath: provider.socketPath, metricsPort, metrics,

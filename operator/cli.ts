@@ -4,9 +4,10 @@ import { ConfigError } from '../common/config.js';
 import { createLogger } from '../common/log.js';
 import { startOperator } from './main.js';
 import { closeOnSignals } from '../common/shutdown.js';
-import { CliError } from '../cli/usage.js';
+import { CliError, command } from '../cli/usage.js';
 
 export const OPERATOR_FLAGS = {
+  'metrics-host': 'METRICS_HOST',
   'metrics-port': 'METRICS_PORT',
   namespace: 'WATCH_NAMESPACE',
   endpoint: 'NOSANA_SECRETS_ENDPOINT',
@@ -18,7 +19,7 @@ export const OPERATOR_FLAGS = {
 
 /** An error the user fixes (a flag or variable): the CLI prints it with where to look, and exits 2. */
 function usageError(message: string): CliError {
-  return new CliError(message, 'run `nosana-secrets help` to see the operator\'s flags', 2);
+  return new CliError(message, `run ${command('operator --help')} to see its flags`, 2);
 }
 
 export async function runOperator(args: string[]): Promise<void> {

@@ -5,6 +5,7 @@
 import swagger from '@fastify/swagger';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply } from 'fastify';
 import { JOB_MAX_LENGTH } from '../common/names.js';
+import { auditRefusals } from './audit.js';
 import type { ServerContext } from './context.js';
 import { DecryptionError } from './encryption.js';
 import { HttpError } from './errors.js';
@@ -78,6 +79,8 @@ export async function buildApp(context: ServerContext): Promise<FastifyInstance>
     context.metrics.httpRequests.inc(labels);
     context.metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
   });
+
+  auditRefusals(app, context);
 
   app.setErrorHandler((error: FastifyError | Error, request, reply) => {
     if (error instanceof HttpError) {

@@ -1,6 +1,7 @@
 // Who is calling: the token from the Authorization header, verified, and for a job token the grant looked up again,
 // so a revoked grant stops access at once.
 import type { FastifyRequest, RouteShorthandOptions } from 'fastify';
+import { rememberPrincipal } from './audit.js';
 import type { ServerContext } from './context.js';
 import { forbidden } from './errors.js';
 import type { JobAccess } from './grants/source.js';
@@ -12,6 +13,7 @@ export type Caller =
 
 export async function authenticate(context: ServerContext, request: FastifyRequest): Promise<Caller> {
   const principal = await verifiedPrincipal(context, request);
+  rememberPrincipal(request, { address: principal.address, job: principal.scope === 'job' ? principal.job : undefined });
   if (principal.scope === 'owner') return principal;
   const access = await context.grants.resolve(principal.job, principal.address, principal.owner);
   return { scope: 'job', address: principal.address, job: principal.job, access };

@@ -7,7 +7,12 @@ import type { Storage } from './storage/contract.js';
 
 const BATCH = 500;
 
-export async function rotateDataKeys(storage: Storage, envelope: Envelope): Promise<{ rewrapped: number; skipped: number }> {
+export interface RotationCounts { rewrapped: number; skipped: number }
+
+/** `onBatch` hears the running counts after every batch (the CLI shows them as progress). */
+export async function rotateDataKeys(
+  storage: Storage, envelope: Envelope, onBatch: (counts: RotationCounts) => void = () => {},
+): Promise<RotationCounts> {
   let rewrapped = 0;
   let skipped = 0;
   for (;;) {
@@ -22,6 +27,7 @@ export async function rotateDataKeys(storage: Storage, envelope: Envelope): Prom
         skipped++;
       }
     }
+    onBatch({ rewrapped, skipped });
     // No progress means every row left was rewritten under us by writers still using an old key: stop, report.
     if (batch.length === 0 || !progressed) return { rewrapped, skipped };
   }

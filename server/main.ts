@@ -19,12 +19,24 @@ import { Tokens } from './tokens.js';
 export interface RunningServer {
   app: FastifyInstance;
   context: ServerContext;
-  /** The address it listens on, e.g. http://127.0.0.1:4124. */
+  /** A URL that reaches it from this machine, e.g. http://127.0.0.1:4124. */
   url: string;
+  /** Where it listens, for people: "0.0.0.0:4124 (every IPv4 interface)". */
+  listening: string;
   close(): Promise<void>;
 }
 
 const PURGE_INTERVAL_MS = 60_000;
+
+/** The bound address in words, and a URL that reaches it from this machine (loopback for a wildcard address). */
+export function describeListen(host: string, port: number): { listening: string; url: string } {
+  const wildcard = host === '0.0.0.0' ? 'every IPv4 interface' : host === '::' ? 'every interface' : undefined;
+  const bracketed = host.includes(':') ? `[${host}]` : host;
+  return {
+    listening: `${bracketed}:${port} (${wildcard ?? 'this address only'})`,
+    url: `http://${wildcard ? '127.0.0.1' : bracketed}:${port}`,
+  };
+}
 
 export async function createContext(config: ServerConfig, storage: Storage, log: Logger): Promise<ServerContext> {
   const metrics = createServerMetrics();
@@ -65,8 +77,8 @@ export async function startServer(env: Env = process.env, log: Logger = createLo
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
-  log.info({ url, storage: redactConnection(config.storageConnection), grantSources: config.grantSources }, 'secrets server listening');
+  const { listening, url } = describeListen(config.host, port);
+  log.info({ host: config.host, port, url, storage: redactConnection(config.storageConnection), grantSources: config.grantSources }, 'secrets server listening');
 
   const purge = setInterval(() => {
     storage.purgeExpiredSignatures(new Date()).catch((error: Error) => log.warn({ err: error.message }, 'replay cache purge failed'));
@@ -74,7 +86,7 @@ export async function startServer(env: Env = process.env, log: Logger = createLo
   purge.unref();
 
   return {
-    app, context, url,
+    app, context, url, listening,
     async close() {
       clearInterval(purge);
       await app.close();

@@ -127,6 +127,7 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
   // ---- upstream-compatible routes ----
 
   app.get<{ Querystring: { prefix?: string } }>('/secrets', {
+    config: { audit: 'read' },
     schema: {
       tags: ['compatible'], summary: 'All readable secrets as {key: value}', querystring: prefixQuery,
       response: { 200: { type: 'object', additionalProperties: { type: 'string' } } },
@@ -138,6 +139,7 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
   });
 
   app.get<{ Params: { '*': string } }>('/secrets/*', {
+    config: { audit: 'read' },
     schema: {
       tags: ['compatible'], summary: 'One secret as {key: value}', params: keyParam,
       response: { 200: { type: 'object', additionalProperties: { type: 'string' } } },
@@ -149,6 +151,7 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
 
   app.post<{ Body: { secrets: Record<string, string>; prefix?: string } }>('/secrets', {
     ...largeBody(context, batchBodyLimit(config.maxValueBytes)),
+    config: { audit: 'write' },
     schema: {
       tags: ['compatible'], summary: 'Store secrets under the caller\'s address (as prefix + key)',
       body: {
@@ -171,6 +174,7 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
   });
 
   app.delete<{ Body: { key: string } }>('/secrets', {
+    config: { audit: 'delete' },
     schema: {
       tags: ['compatible'], summary: 'Delete one of the caller\'s secrets',
       body: { type: 'object', required: ['key'], properties: { key: { type: 'string' } } },
@@ -185,6 +189,7 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
   // ---- /v1 ----
 
   app.get<{ Querystring: { prefix?: string } }>('/v1/secrets', {
+    config: { audit: 'list' },
     schema: {
       tags: ['secrets'], summary: 'List the caller\'s secret names and metadata, never values', querystring: prefixQuery,
       response: { 200: { type: 'object', properties: { secrets: { type: 'array', items: metadataSchema } } } },
@@ -192,10 +197,12 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
   }, async (request) => {
     const owner = await authenticateOwner(context, request);
     const records = await context.timed('list_secrets', () => storage.listSecrets(owner, request.query.prefix ?? ''));
+    audit.info({ event: 'list', address: owner, prefix: request.query.prefix, count: records.length, outcome: 'success' }, 'list');
     return { secrets: records.map(metadata) };
   });
 
   app.get<{ Params: { '*': string } }>('/v1/secrets/*', {
+    config: { audit: 'read' },
     schema: { tags: ['secrets'], summary: 'Read one secret with its metadata', params: keyParam, response: { 200: valueSchema } },
   }, async (request) => {
     const { record, value } = await readOne(await authenticate(context, request), request.params['*']);
@@ -204,6 +211,7 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
 
   app.put<{ Params: { '*': string }; Body: { value: string } }>('/v1/secrets/*', {
     ...largeBody(context, valueBodyLimit(config.maxValueBytes)),
+    config: { audit: 'write' },
     schema: {
       tags: ['secrets'], summary: 'Create or replace one secret', params: keyParam,
       body: { type: 'object', required: ['value'], additionalProperties: false, properties: { value: { type: 'string' } } },
@@ -217,6 +225,7 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
   });
 
   app.delete<{ Params: { '*': string } }>('/v1/secrets/*', {
+    config: { audit: 'delete' },
     schema: { tags: ['secrets'], summary: 'Delete one secret', params: keyParam, response: { 204: { type: 'null' } } },
   }, async (request, reply) => {
     const owner = await authenticateOwner(context, request);
@@ -225,6 +234,7 @@ export function secretRoutes(app: FastifyInstance, context: ServerContext): void
 
   app.post<{ Body: { keys: string[] } }>('/v1/read', {
     ...largeBody(context, NAMES_BODY_LIMIT),
+    config: { audit: 'read' },
     schema: {
       tags: ['secrets'], summary: 'Read several secrets at once; fails naming the first key that cannot be read',
       body: {

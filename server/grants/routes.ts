@@ -38,6 +38,7 @@ export function grantRoutes(app: FastifyInstance, context: ServerContext): void 
 
   app.put<{ Params: { job: string }; Body: { keys: string[]; readers: string[] } }>('/v1/grants/:job', {
     ...largeBody(context, NAMES_BODY_LIMIT),
+    config: { audit: 'grant' },
     schema: {
       tags: ['grants'], summary: 'Grant a job read access to some of the caller\'s keys, for the given reader addresses',
       params: jobParam,
@@ -60,16 +61,20 @@ export function grantRoutes(app: FastifyInstance, context: ServerContext): void 
   });
 
   app.get('/v1/grants', {
+    config: { audit: 'list_grants' },
     schema: {
       tags: ['grants'], summary: 'The caller\'s grants',
       response: { 200: { type: 'object', properties: { grants: { type: 'array', items: grantSchema } } } },
     },
   }, async (request) => {
     const owner = await authenticateOwner(context, request);
-    return { grants: (await context.timed('list_grants', () => storage.listGrants(owner))).map(view) };
+    const grants = await context.timed('list_grants', () => storage.listGrants(owner));
+    audit.info({ event: 'list_grants', address: owner, count: grants.length, outcome: 'success' }, 'list_grants');
+    return { grants: grants.map(view) };
   });
 
   app.delete<{ Params: { job: string } }>('/v1/grants/:job', {
+    config: { audit: 'revoke' },
     schema: { tags: ['grants'], summary: 'Revoke a job\'s grant', params: jobParam, response: { 204: { type: 'null' } } },
   }, async (request, reply) => {
     const owner = await authenticateOwner(context, request);
@@ -81,6 +86,7 @@ export function grantRoutes(app: FastifyInstance, context: ServerContext): void 
 
   app.post<{ Body: { job: string; owner?: string } }>('/v1/tokens/job', {
     onRequest: limitBySource(context.loginLimits),
+    config: { audit: 'login' },
     schema: {
       tags: ['login'], summary: 'Exchange an owner token for the read-only token of a job granted to that address',
       body: {

@@ -151,7 +151,7 @@ async function operatorMetricsUrl(): Promise<string> {
 
 async function injectorMetricsUrl(): Promise<string> {
   const socketDir = mkdtempSync(join(tmpdir(), 'ns-chart-injector-'));
-  const config = loadInjectorConfig({ NOSANA_INJECTOR_SOCKET_DIR: socketDir, METRICS_PORT: '0', NOSANA_INJECTOR_ENDPOINTS: 'http://127.0.0.1:4124' });
+  const config = loadInjectorConfig({ NOSANA_INJECTOR_SOCKET_DIR: socketDir, METRICS_HOST: '127.0.0.1', METRICS_PORT: '0', NOSANA_INJECTOR_ENDPOINTS: 'http://127.0.0.1:4124' });
   const injector = await startInjector(config, createLogger('injector', 'warn'), kubeConfig());
   stopInjector = async () => {
     await injector.close();

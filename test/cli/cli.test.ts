@@ -1,19 +1,22 @@
 // The CLI as a user runs it: the built `nosana-secrets` (npm test builds it first), in its own processes.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { execFileSync, spawn } from 'node:child_process';
+import { mkdirSync, mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseKeypairFile } from '../../common/login.js';
+import { generateKeypair, parseKeypairFile } from '../../common/login.js';
+import { Envelope, parseKeyring } from '../../server/encryption.js';
+import { SqliteStorage } from '../../server/storage/sqlite.js';
 import { startServerProcess, type ServerProcess } from '../helpers/server.js';
 
 const CLI = resolve('dist/cli/main.js');
 
 interface Run { code: number | null; stdout: string; stderr: string }
 
-function run(args: string[], options: { cwd: string; env?: Record<string, string>; input?: string }): Promise<Run> {
+function run(args: string[], options: { cwd: string; env?: Record<string, string>; input?: string; command?: string[] }): Promise<Run> {
+  const [file, ...head] = options.command ?? [process.execPath, CLI];
   return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd, env: { ...process.env, ...options.env } });
+    const child = spawn(file!, [...head, ...args], { cwd: options.cwd, env: { ...process.env, ...options.env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => { stdout += d; });
@@ -51,6 +54,23 @@ describe('nosana-secrets server', () => {
     expect(result.stderr).toContain('"oracle"');
     expect(result.stderr).toContain('fix:');
     expect(result.stderr + result.stdout).not.toContain('hunter2');
+  });
+
+  it('says where it listens and which URL to open', async () => {
+    const port = new URL(server.url).port;
+    expect(server.stderr()).toContain(`secret manager listening on 127.0.0.1:${port} (this address only): open http://127.0.0.1:${port}`);
+  });
+
+  it('--host and --port choose where it listens, over HOST and PORT', async () => {
+    const other = await startServerProcess(mkdtempSync(join(tmpdir(), 'nss-cli-')), { PORT: '1' }, ['--host', '127.0.0.2', '--port', '0']);
+    try {
+      expect(other.url).toMatch(/^http:\/\/127\.0\.0\.2:\d+$/);
+      expect(other.stderr()).toContain(`listening on 127.0.0.2:${new URL(other.url).port} (this address only)`);
+      expect(await (await fetch(other.url)).text()).toContain('running');
+    } finally {
+      other.child.kill('SIGTERM');
+      await new Promise((done) => other.child.once('exit', done));
+    }
   });
 
   it('a taken port is reported with the fix', async () => {
@@ -121,5 +141,155 @@ describe('the owner\'s client commands', () => {
     const unknown = await run(['frobnicate'], { cwd: dir, env });
     expect(unknown.code).toBe(2);
     expect(unknown.stderr).toContain('nosana-secrets help');
+  });
+});
+
+describe('help, hints and keys for a newcomer', () => {
+  const commands = ['server', 'rotate-keys', 'operator', 'injector', 'keygen', 'address', 'login', 'set', 'list', 'get', 'delete', 'grant', 'revoke', 'grants'];
+
+  it('every command prints its own usage for --help and -h, and exits 0', async () => {
+    for (const command of commands) {
+      for (const flag of command === 'grant' || command === 'injector' ? ['--help', '-h'] : ['--help']) {
+        const result = await run([command, flag], { cwd: dir, env });
+        expect(result.code, `${command} ${flag}: ${result.stderr}`).toBe(0);
+        expect(result.stdout).toMatch(new RegExp(`^usage: nosana-secrets ${command}\\b`));
+      }
+    }
+    expect((await run(['grant', 'job-1', '--help'], { cwd: dir, env })).stdout).toContain('--reader ADDRESS');
+    expect((await run(['help', 'injector'], { cwd: dir, env })).stdout).toContain('--metrics-host HOST');
+    expect((await run(['list', '--help'], { cwd: dir, env })).stdout).toContain('~/.config/nosana-secrets/tokens.json');
+  });
+
+  it('an unknown flag names the command\'s --help, for client and cluster commands alike', async () => {
+    for (const command of ['grant', 'injector', 'operator']) {
+      const result = await run([command, '--frobnicate'], { cwd: dir, env });
+      expect(result.code, command).toBe(2);
+      expect(result.stderr).toContain(`fix: run \`nosana-secrets ${command} --help\``);
+    }
+  });
+
+  it('hints name commands the way they were run: through npx in a clone', async () => {
+    const result = await run(['frobnicate'], { cwd: resolve('.'), env, command: ['npx', '--no-install', 'nosana-secrets'] });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toContain('fix: run `npx nosana-secrets help`');
+    const help = await run(['help'], { cwd: resolve('.'), env, command: ['npx', '--no-install', 'nosana-secrets'] });
+    expect(help.stdout).toContain('Usage: npx nosana-secrets COMMAND');
+  }, 120_000);
+
+  it('keygen warns when it writes a key inside a git work tree, and not elsewhere', async () => {
+    const repo = mkdtempSync(join(tmpdir(), 'nss-repo-'));
+    execFileSync('git', ['init', '-q', repo]);
+    mkdirSync(join(repo, 'keys'));
+    const inside = await run(['keygen', '--out', join(repo, 'keys', 'owner.json')], { cwd: repo, env });
+    expect(inside.code).toBe(0);
+    expect(inside.stderr).toContain(`warning: ${join(repo, 'keys', 'owner.json')} is inside the git work tree ${repo}`);
+    const outside = await run(['keygen', '--out', join(mkdtempSync(join(tmpdir(), 'nss-keys-')), 'sub', 'owner.json')], { cwd: dir, env });
+    expect(outside.code).toBe(0);
+    expect(outside.stderr).not.toContain('warning');
+  });
+
+  it('this repository ignores keypair files written into it', () => {
+    for (const name of ['owner.json', 'node.json', 'id.json', 'keys/alice.keypair.json']) {
+      expect(() => execFileSync('git', ['check-ignore', '-q', '--no-index', name]), name).not.toThrow();
+    }
+    expect(() => execFileSync('git', ['check-ignore', '-q', '--no-index', 'package.json'])).toThrow();
+  });
+
+  it('address prints the address of an existing keypair file', async () => {
+    const keys = mkdtempSync(join(tmpdir(), 'nss-keys-'));
+    const written = (await run(['keygen', '--out', join(keys, 'node.json')], { cwd: dir, env })).stdout.trim();
+    const shown = await run(['address', '--keypair', join(keys, 'node.json')], { cwd: dir, env });
+    expect(shown.code).toBe(0);
+    expect(shown.stdout.trim()).toBe(written);
+  });
+
+  it('empty lists say so on stderr, leaving stdout empty for scripts', async () => {
+    const keys = mkdtempSync(join(tmpdir(), 'nss-keys-'));
+    await run(['keygen', '--out', join(keys, 'fresh.json')], { cwd: dir, env });
+    const fresh = { ...env, NOSANA_SECRETS_KEYPAIR: join(keys, 'fresh.json') };
+    const grants = await run(['grants'], { cwd: dir, env: fresh });
+    expect(grants).toMatchObject({ code: 0, stdout: '' });
+    expect(grants.stderr).toContain('no grants yet: let a job read keys with `nosana-secrets grant JOB KEY... --reader ADDRESS`');
+    const list = await run(['list'], { cwd: dir, env: fresh });
+    expect(list).toMatchObject({ code: 0, stdout: '' });
+    expect(list.stderr).toContain('no secrets yet');
+  });
+
+  it('granting a key not stored yet works but warns; revoking a job with no grant points at grants', async () => {
+    const node = generateKeypair().address;
+    expect((await run(['set', 'REAL_KEY', 'v'], { cwd: dir, env })).code).toBe(0);
+    const grant = await run(['grant', 'job-typo', 'REAL_KEY', 'REAL_KYE', '--reader', node], { cwd: dir, env });
+    expect(grant.code).toBe(0);
+    expect(grant.stderr).toContain('warning: you have no secret named REAL_KYE yet: job job-typo cannot read it');
+    expect(grant.stderr).not.toMatch(/named [^:]*REAL_KEY\b/);
+    const clean = await run(['grant', 'job-clean', 'REAL_KEY', '--reader', node], { cwd: dir, env });
+    expect(clean.stderr).not.toContain('warning');
+
+    const revoke = await run(['revoke', 'nojob'], { cwd: dir, env });
+    expect(revoke.code).toBe(1);
+    expect(revoke.stderr).toContain('fix: run `nosana-secrets grants` to see your grants');
+  });
+});
+
+describe('where the cluster parts listen', () => {
+  it('the injector serves its metrics on the --metrics-host address only', async () => {
+    const socketDir = mkdtempSync(join(tmpdir(), 'nss-injector-'));
+    const child = spawn(process.execPath, [CLI, 'injector', '--metrics-host', '127.0.0.2', '--metrics-port', '0', '--socket-dir', socketDir, '--endpoint', 'http://127.0.0.1:4124'], {
+      env: { ...process.env, LOG_LEVEL: 'info' },
+    });
+    try {
+      let stdout = '';
+      const started = await new Promise<{ metricsHost: string; metricsPort: number }>((done, fail) => {
+        child.once('exit', (code) => fail(new Error(`injector exited with ${code}`)));
+        child.stdout.on('data', (d: Buffer) => {
+          stdout += d;
+          const line = stdout.split('\n').find((l) => l.includes('injector listening'));
+          if (line) done(JSON.parse(line));
+        });
+      });
+      expect(started.metricsHost).toBe('127.0.0.2');
+      expect((await fetch(`http://127.0.0.2:${started.metricsPort}/healthz`)).status).toBe(200);
+      await expect(fetch(`http://127.0.0.1:${started.metricsPort}/healthz`)).rejects.toThrow();
+    } finally {
+      child.kill('SIGTERM');
+      await new Promise((done) => child.once('exit', done));
+    }
+  });
+});
+
+describe('progress of long work', () => {
+  const oldKey = `old:${Buffer.alloc(32, 1).toString('base64')}`;
+  const newKey = `new:${Buffer.alloc(32, 2).toString('base64')}`;
+
+  /** A fresh SQLite file with `count` rows sealed under the old key only. */
+  async function oldRows(count: number): Promise<Record<string, string>> {
+    const home = mkdtempSync(join(tmpdir(), 'nss-rotate-'));
+    const storage = new SqliteStorage(join(home, 'db.sqlite'));
+    await storage.init();
+    const envelope = new Envelope(parseKeyring(oldKey, 'test'));
+    const owner = generateKeypair().address;
+    const keys = Array.from({ length: count }, (_, i) => `K${i}`);
+    await storage.putSecrets(owner, keys.map((key) => ({ key, version: 1, ...envelope.seal(owner, key, 1, `v-${key}`) })));
+    await storage.close();
+    return { cwd: home, STORAGE_CONNECTION: `sqlite://${join(home, 'db.sqlite')}`, ENCRYPTION_KEYS: `${newKey},${oldKey}`, LOG_LEVEL: 'warn' };
+  }
+
+  it('rotate-keys writes plain progress lines when its output is not a terminal', async () => {
+    const { cwd, ...settings } = await oldRows(1200);
+    const result = await run(['rotate-keys'], { cwd: cwd!, env: settings });
+    expect(result.code, result.stderr).toBe(0);
+    expect(result.stderr).toContain('re-wrapping data keys with key new...\n');
+    expect(result.stderr).toMatch(/re-wrapping data keys with key new: 1,200 data keys, [\d,]+\/s, done in [\d.]+ s\n/);
+    expect(result.stderr).not.toContain('\r');
+    expect(result.stdout).toContain('re-wrapped 1200 data keys with key new');
+  });
+
+  it('rotate-keys updates one line in place on a terminal', async () => {
+    const { cwd, ...settings } = await oldRows(1200);
+    // `script` runs the CLI on a real pseudo-terminal and copies what it wrote.
+    const result = await run(['-qec', `${process.execPath} ${CLI} rotate-keys`, '/dev/null'], { cwd: cwd!, env: settings, command: ['script'] });
+    expect(result.code, result.stdout).toBe(0);
+    expect(result.stdout).toMatch(/\rre-wrapping data keys with key new: 1,200 data keys, [\d,]+\/s, done in [\d.]+ s\x1b\[K/);
+    expect(result.stdout).not.toContain('re-wrapping data keys with key new...');
   });
 });

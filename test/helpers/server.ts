@@ -37,8 +37,8 @@ export interface ServerProcess {
 }
 
 /** Starts `nosana-secrets server` from the build (npm test builds it first), as the README says, and waits until it answers. */
-export async function startServerProcess(cwd: string, env: Record<string, string>): Promise<ServerProcess> {
-  const child = spawn(process.execPath, [resolve('dist/cli/main.js'), 'server'], { cwd, env: { ...process.env, HOST: '127.0.0.1', ...env } });
+export async function startServerProcess(cwd: string, env: Record<string, string>, args: string[] = []): Promise<ServerProcess> {
+  const child = spawn(process.execPath, [resolve('dist/cli/main.js'), 'server', ...args], { cwd, env: { ...process.env, HOST: '127.0.0.1', ...env } });
   let stderr = '';
   let stdout = '';
   child.stderr!.on('data', (d: Buffer) => { stderr += d; });

@@ -31,7 +31,7 @@ function noKube(): KubeConfig {
 
 async function start(socketDir: string): Promise<RunningInjector> {
   const injector = await startInjector(
-    { socketDir, metricsPort: 0, allowedEndpoints: ['http://127.0.0.1:4124'], serverTimeoutMs: 1_000 }, captureLogs().logger, noKube(),
+    { socketDir, metricsHost: '127.0.0.1', metricsPort: 0, allowedEndpoints: ['http://127.0.0.1:4124'], serverTimeoutMs: 1_000 }, captureLogs().logger, noKube(),
   );
   started.push(injector);
   return injector;

@@ -165,7 +165,7 @@ export async function startWorld(label: string, config: Partial<InjectorConfig> 
   writeFileSync(keypairPath, keypairFileContent(node), { mode: 0o600 });
   const { logs: injectorLogs, logger } = captureLogs();
   const injector = await startInjector({
-    socketDir, metricsPort: 0, nodeKeypairPath: keypairPath, allowedEndpoints: [server.url, ...extraEndpoints], serverTimeoutMs: 2_000, ...config,
+    socketDir, metricsHost: '127.0.0.1', metricsPort: 0, nodeKeypairPath: keypairPath, allowedEndpoints: [server.url, ...extraEndpoints], serverTimeoutMs: 2_000, ...config,
   }, logger, kc);
   const client = driverClient(injector.socketPath);
 

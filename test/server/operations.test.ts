@@ -69,4 +69,35 @@ describe('operating the server', () => {
     expect(events.find((e) => e.event === 'read' && e.job === 'job-audit')).toMatchObject({ owner: owner.address, keys: ['AUDITED'] });
     expect(server.logs.join('\n')).not.toContain('audit-secret-value');
   });
+
+  it('audits every refused access once, saying who tried what and why, never with a value', async () => {
+    const owner = await newAccount(server);
+    const node = await newAccount(server);
+    await server.client.putSecret(owner.token, 'GRANTED', 'granted-secret-value');
+    await server.client.putSecret(owner.token, 'PRIVATE', 'private-secret-value');
+    await server.client.putGrant(owner.token, 'job-refused', ['GRANTED'], [node.address]);
+    const { token: jobToken } = await server.client.login(node.keypair, 'job-refused');
+    const before = server.logs.length;
+
+    expect((await call(server.url, 'GET', '/v1/secrets/PRIVATE', { token: jobToken })).status).toBe(403);
+    expect((await call(server.url, 'POST', '/v1/read', { token: jobToken, body: { keys: ['GRANTED', 'PRIVATE'] } })).status).toBe(403);
+    expect((await call(server.url, 'PUT', '/v1/secrets/GRANTED', { token: jobToken, body: { value: 'overwrite-attempt-value' } })).status).toBe(403);
+    expect((await call(server.url, 'PUT', '/v1/grants/job-refused', { token: jobToken, body: { keys: ['PRIVATE'], readers: [node.address] } })).status).toBe(403);
+    expect((await call(server.url, 'GET', '/secrets/GRANTED')).status).toBe(403);
+    expect((await call(server.url, 'GET', '/secrets', { token: 'not-a-token' })).status).toBe(403);
+    expect((await call(server.url, 'POST', '/v1/tokens/job', { token: node.token, body: { job: 'job-never-granted' } })).status).toBe(403);
+
+    const refused = server.logs.slice(before).map((line) => JSON.parse(line)).filter((e) => e.audit);
+    expect(refused.map((e) => `${e.event}:${e.outcome}`)).toEqual([
+      'read:ForbiddenError', 'read:ForbiddenError', 'write:ForbiddenError', 'grant:ForbiddenError',
+      'read:ForbiddenError', 'read:ForbiddenError', 'login:ForbiddenError',
+    ]);
+    expect(refused[0]).toMatchObject({ address: node.address, job: 'job-refused', key: 'PRIVATE', msg: 'read refused' });
+    expect(refused[0].reason).toContain('not granted to job job-refused');
+    expect(refused[4].address).toBeUndefined();
+    expect(refused[4].reason).toContain('missing token');
+    expect(refused[6]).toMatchObject({ address: node.address, job: 'job-never-granted' });
+    const text = server.logs.join('\n');
+    for (const value of ['granted-secret-value', 'private-secret-value', 'overwrite-attempt-value']) expect(text).not.toContain(value);
+  });
 });
