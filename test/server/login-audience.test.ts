@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 // Audience-bound logins: `nosana_secret_<audience>_<ts>` names the one server it is for, so a login that another
 // server saw (upstream's hosted one, another deployment, a capture server) is no credential here.
 import { createServer, type Server } from 'node:http';
@@ -48,7 +49,7 @@ describe('audience-bound logins', () => {
       loginMessage: `nosana_secret_${info.body.audience}_<unix seconds>`,
       unboundLogin: 'accept',
     });
-    const secret = 'a'.repeat(8) + 'b'.repeat(8) + 'c'.repeat(8) + 'd'.repeat(8) + 'e'.repeat(8);
+    const secret = randomBytes(48).toString('base64');
     const replicaA = await startTestServer({ JWT_SECRET: secret });
     const replicaB = await startTestServer({ JWT_SECRET: secret });
     const named = await startTestServer({ JWT_SECRET: secret, LOGIN_AUDIENCE: 'secrets.example.com' });
