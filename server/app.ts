@@ -9,6 +9,7 @@ import { grantRoutes } from './grants/routes.js';
 import { loginRoutes } from './login.js';
 import { secretRoutes } from './secrets.js';
 import { StorageUnavailableError } from './storage/contract.js';
+import type { TlsPair } from './tls.js';
 
 export const WELCOME = 'Nosana secret manager is running: see /v1/openapi.json for the API';
 
@@ -16,14 +17,17 @@ function errorBody(type: string, message: string) {
   return { type, error: message };
 }
 
-export async function buildApp(context: ServerContext): Promise<FastifyInstance> {
+/** With `tls`, the app speaks HTTPS only (main.ts swaps the certificate when its files change). */
+export async function buildApp(context: ServerContext, tls?: TlsPair): Promise<FastifyInstance> {
+  // Fastify types an HTTPS instance apart; every route and hook below is the same for both.
   const app = Fastify({
+    ...(tls === undefined ? {} : { https: tls }),
     logger: false,
     bodyLimit: 2 * 1024 * 1024,
     // Strict JSON: a body that is not JSON is a 400 naming the problem, never a 500.
     ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
     routerOptions: { ignoreTrailingSlash: true },
-  });
+  }) as unknown as FastifyInstance;
 
   await app.register(swagger, {
     openapi: {
@@ -92,8 +96,11 @@ export async function buildApp(context: ServerContext): Promise<FastifyInstance>
       return reply.code(503).send(errorBody('ServiceUnavailableError', 'storage is unreachable'));
     }
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type(context.metrics.registry.contentType).send(await context.metrics.registry.metrics()));
+  // With METRICS_PORT, /metrics is served there only (main.ts), so the API port need not admit Prometheus.
+  if (context.config.metricsPort === undefined) {
+    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
+      reply.type(context.metrics.registry.contentType).send(await context.metrics.registry.metrics()));
+  }
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   loginRoutes(app, context);

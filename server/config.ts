@@ -9,6 +9,7 @@ import type { Logger } from '../common/log.js';
 import { newKeyringEntry, parseKeyring, type Kek } from './encryption.js';
 import { loadNosanaConfig, type NosanaConfig } from './grants/nosana/config.js';
 import { DEFAULT_STORAGE_CONNECTION } from './storage/open.js';
+import type { TlsFiles } from './tls.js';
 
 export const GRANT_SOURCES = ['api', 'nosana'] as const;
 export type GrantSourceName = (typeof GRANT_SOURCES)[number];
@@ -28,6 +29,10 @@ export interface ServerConfig {
   grantSources: GrantSourceName[];
   /** Settings of the Nosana network source (NOSANA_*, IPFS_*), read when GRANT_SOURCES names `nosana`. */
   nosana?: NosanaConfig;
+  /** HTTPS certificate and key files (TLS_CERT_FILE, TLS_KEY_FILE); plain HTTP when undefined. */
+  tls?: TlsFiles;
+  /** METRICS_PORT: /metrics on a port of its own (plain HTTP) instead of the API port. */
+  metricsPort?: number;
 }
 
 const MIN_JWT_SECRET_BYTES = 32;
@@ -74,6 +79,8 @@ export function loadServerConfig(env: Env, log: Logger): ServerConfig {
   }
 
   return {
+    tls: loadTlsFiles(env),
+    metricsPort: envOptional(env, 'METRICS_PORT') === undefined ? undefined : envInt(env, 'METRICS_PORT', 0, { min: 0, max: 65535 }),
     port: envInt(env, 'PORT', 4124, { min: 0, max: 65535 }),
     host: envString(env, 'HOST', '0.0.0.0'),
     storageConnection: envString(env, 'STORAGE_CONNECTION', DEFAULT_STORAGE_CONNECTION),
@@ -86,4 +93,14 @@ export function loadServerConfig(env: Env, log: Logger): ServerConfig {
     grantSources: sources as GrantSourceName[],
     nosana: sources.includes('nosana') ? loadNosanaConfig(env) : undefined,
   };
+}
+
+function loadTlsFiles(env: Env): TlsFiles | undefined {
+  const certFile = envOptional(env, 'TLS_CERT_FILE');
+  const keyFile = envOptional(env, 'TLS_KEY_FILE');
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) {
+    throw new ConfigError('HTTPS needs both TLS_CERT_FILE and TLS_KEY_FILE: set both (PEM files), or neither for plain HTTP');
+  }
+  return { certFile, keyFile, reloadSeconds: envInt(env, 'TLS_RELOAD_SECONDS', 30, { min: 1, max: 3600 }) };
 }

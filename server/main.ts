@@ -1,7 +1,9 @@
 // The server's entry: settings, storage, encryption, grant sources, the HTTP app, and a graceful shutdown.
+import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import type { Env } from '../common/config.js';
 import { createLogger, type Logger } from '../common/log.js';
+import { startProbeServer } from '../common/metrics.js';
 import { buildApp } from './app.js';
 import { loadServerConfig, type ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
@@ -13,13 +15,16 @@ import type { GrantSource } from './grants/source.js';
 import { createServerMetrics } from './metrics.js';
 import { StorageUnavailableError, type Storage } from './storage/contract.js';
 import { openStorage, redactConnection } from './storage/open.js';
+import { reloadTlsOnChange, readTlsPair } from './tls.js';
 import { Tokens } from './tokens.js';
 
 export interface RunningServer {
   app: FastifyInstance;
   context: ServerContext;
-  /** The address it listens on, e.g. http://127.0.0.1:4124. */
+  /** The address it listens on, e.g. http://127.0.0.1:4124 (https:// with TLS_CERT_FILE). */
   url: string;
+  /** With METRICS_PORT: the address of /metrics, e.g. http://127.0.0.1:9090. */
+  metricsUrl?: string;
   close(): Promise<void>;
 }
 
@@ -59,12 +64,23 @@ export async function startServer(env: Env = process.env, log: Logger = createLo
   const storage = await openStorage(config.storageConnection);
   await storage.init();
   const context = await createContext(config, storage, log);
-  const app = await buildApp(context);
+  const tlsPair = config.tls === undefined ? undefined : readTlsPair(config.tls);
+  const app = await buildApp(context, tlsPair);
   await app.listen({ port: config.port, host: config.host });
+  const stopTlsReload = config.tls && tlsPair
+    ? reloadTlsOnChange(app.server as unknown as TlsServer, config.tls, tlsPair, log)
+    : () => undefined;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  const url = `http://${config.host === '0.0.0.0' ? '127.0.0.1' : config.host}:${port}`;
-  log.info({ url, storage: redactConnection(config.storageConnection), grantSources: config.grantSources }, 'secrets server listening');
+  const host = config.host === '0.0.0.0' ? '127.0.0.1' : config.host;
+  const url = `${tlsPair === undefined ? 'http' : 'https'}://${host}:${port}`;
+  const metricsServer = config.metricsPort === undefined ? undefined : await startProbeServer({
+    port: config.metricsPort, host: config.host, registry: context.metrics.registry,
+    ready: () => storage.ping().then(() => true, () => false),
+  });
+  const metricsAddress = metricsServer?.address();
+  const metricsUrl = typeof metricsAddress === 'object' && metricsAddress ? `http://${host}:${metricsAddress.port}` : undefined;
+  log.info({ url, metricsUrl, storage: redactConnection(config.storageConnection), grantSources: config.grantSources }, 'secrets server listening');
 
   const purge = setInterval(() => {
     storage.purgeExpiredSignatures(new Date()).catch((error: Error) => log.warn({ err: error.message }, 'replay cache purge failed'));
@@ -72,9 +88,11 @@ export async function startServer(env: Env = process.env, log: Logger = createLo
   purge.unref();
 
   return {
-    app, context, url,
+    app, context, url, metricsUrl,
     async close() {
       clearInterval(purge);
+      stopTlsReload();
+      await new Promise((resolve) => (metricsServer ? metricsServer.close(resolve) : resolve(undefined)));
       await app.close();
       await storage.close();
     },
