@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import { ConfigError } from './config.js';
+import { CA_FILE_VARIABLE, ConfigError } from './config.js';
 import { signLogin, type Keypair } from './login.js';
 
 // node:http with keep-alive rather than fetch: the injector answers a Mount within a few milliseconds and the
@@ -21,7 +21,7 @@ function agentFor(caFile: string): https.Agent {
     try {
       ca = readFileSync(caFile);
     } catch (error) {
-      throw new ConfigError(`the CA file ${caFile} (NOSANA_SECRETS_CA_FILE) cannot be read: ${(error as Error).message}`);
+      throw new ConfigError(`the CA file ${caFile} (${CA_FILE_VARIABLE}) cannot be read: ${(error as Error).message}`);
     }
     agent = new https.Agent({ keepAlive: true, maxSockets: 64, ca });
     caAgents.set(caFile, agent);

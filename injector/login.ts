@@ -19,12 +19,12 @@ export class NodeSessions {
   private readonly ownerTokens = new Map<string, CachedToken>();
   private readonly jobTokens = new Map<string, CachedToken>();
 
-  constructor(private readonly metrics: InjectorMetrics, private readonly timeoutMs = 5_000) {}
+  constructor(private readonly metrics: InjectorMetrics, private readonly timeoutMs = 5_000, private readonly caFile?: string) {}
 
   client(endpoint: string): SecretsClient {
     let client = this.clients.get(endpoint);
     if (!client) {
-      client = new SecretsClient({ endpoint, timeoutMs: this.timeoutMs });
+      client = new SecretsClient({ endpoint, timeoutMs: this.timeoutMs, caFile: this.caFile });
       this.clients.set(endpoint, client);
     }
     return client;

@@ -28,7 +28,7 @@ export async function startInjector(config: InjectorConfig, log: Logger = create
   }
   const metrics = createInjectorMetrics();
   const context = {
-    sessions: new NodeSessions(metrics, config.serverTimeoutMs),
+    sessions: new NodeSessions(metrics, config.serverTimeoutMs, config.caFile),
     classes: new SecretProviderClasses(kubeConfig),
     allowedEndpoints: config.allowedEndpoints,
     nodeKeypair, metrics, log,

@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, envInt, envOptional, envString, requireHttpUrl, type Env } from '../common/config.js';
+import { ConfigError, envCaFile, envInt, envOptional, envString, requireHttpUrl, type Env } from '../common/config.js';
 import { parseDuration } from './api/duration.js';
 
 export const DEFAULT_ENDPOINT = 'http://nosana-secrets.nosana-secrets.svc:4124';
@@ -16,6 +16,8 @@ export interface OperatorConfig {
   workers: number;
   /** The secrets server of bindings without spec.endpoint. */
   defaultEndpoint: string;
+  /** NOSANA_SECRETS_CA_FILE: https servers are trusted by this CA alone; the system CAs when undefined. */
+  caFile?: string;
   leaderElection: boolean;
   leaseName: string;
   leaseNamespace: string;
@@ -46,6 +48,7 @@ export function loadOperatorConfig(env: Env): OperatorConfig {
     namespace: envOptional(env, 'WATCH_NAMESPACE'),
     workers: envInt(env, 'OPERATOR_WORKERS', 4, { min: 1, max: 64 }),
     defaultEndpoint,
+    caFile: envCaFile(env),
     leaderElection: leaderElect === 'true',
     leaseName: envString(env, 'LEADER_ELECTION_LEASE_NAME', 'nosana-secrets-operator'),
     leaseNamespace: envOptional(env, 'LEADER_ELECTION_NAMESPACE') ?? envOptional(env, 'POD_NAMESPACE') ??

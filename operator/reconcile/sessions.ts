@@ -32,7 +32,7 @@ export class NodeSessions {
   /** Owner tokens by endpoint|node, job tokens by endpoint|node|job. */
   private readonly tokens = new Map<string, Held>();
 
-  constructor(private readonly timeoutMs = 10_000) {}
+  constructor(private readonly options: { timeoutMs?: number; caFile?: string } = {}) {}
 
   /**
    * Reads `owner`'s `keys` as the job's reader `keypair`. Throws OwnerMismatchError before reading when the grant
@@ -63,7 +63,7 @@ export class NodeSessions {
   private client(endpoint: string): SecretsClient {
     let client = this.clients.get(endpoint);
     if (!client) {
-      client = new SecretsClient({ endpoint, timeoutMs: this.timeoutMs });
+      client = new SecretsClient({ endpoint, timeoutMs: this.options.timeoutMs ?? 10_000, caFile: this.options.caFile });
       this.clients.set(endpoint, client);
     }
     return client;
