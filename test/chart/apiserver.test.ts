@@ -63,6 +63,24 @@ describe('the rendered chart on a real kube-apiserver', () => {
     expect(await refusals(client, objects)).toEqual([]);
   });
 
+  it('accepts the objects rendered with HTTPS from cert-manager, a metrics port and NetworkPolicies for listed namespaces', async () => {
+    const certManagerCrds = parseManifests(readFileSync(join(import.meta.dirname, 'fixtures/cert-manager.io-minimal-crds.yaml'), 'utf8'));
+    await establishCrds(client, certManagerCrds as KubernetesObject[]);
+    const values = {
+      server: { metricsPort: 9090, tls: { enabled: true, certManager: { enabled: true, issuerRef: { name: 'cluster-ca', kind: 'ClusterIssuer' } } } },
+      networkPolicy: { allowedNamespaces: ['ci'], extraFrom: [{ ipBlock: { cidr: '10.1.0.0/16' } }] },
+      metrics: { serviceMonitor: { enabled: true } },
+    };
+    const objects = await render(values, { namespace });
+    expect(objects.map((o) => o.kind)).toEqual(expect.arrayContaining(['Certificate', 'NetworkPolicy', 'ServiceMonitor']));
+    await waitUntil('cert-manager.io/v1 to be served', async () => (await refusals(client, objects.filter((o) => o.kind === 'Certificate'))).length === 0);
+    expect(await refusals(client, objects)).toEqual([]);
+    // and a NetworkPolicy the API server finds wrong is refused, so the check above can fail
+    const policy = structuredClone(objects.find((o) => o.kind === 'NetworkPolicy')!);
+    (policy.spec as { ingress: { ports: { port: unknown }[] }[] }).ingress[0]!.ports[0]!.port = 'not a port name!';
+    expect((await refusals(client, [policy]))[0]).toMatch(/port/);
+  });
+
   it('keeps the generated JWT secret and encryption keys across helm upgrade and uninstall', async () => {
     const release = `keys-${suffix}`;
     const keys = async () => {

@@ -60,6 +60,7 @@ describe('the chart', () => {
       'DaemonSet/nsx-nosana-secrets-injector',
       'Deployment/nsx-nosana-secrets-operator',
       'Deployment/nsx-nosana-secrets-server',
+      'NetworkPolicy/nsx-nosana-secrets-server',
       'PersistentVolumeClaim/nsx-nosana-secrets-data',
       'Role/nsx-nosana-secrets-operator-leader-election',
       'RoleBinding/nsx-nosana-secrets-operator-leader-election',
