@@ -10,6 +10,9 @@ Run the parts:
   server                      the secrets API (PORT, default 4124; STORAGE_CONNECTION, default sqlite://db.sqlite;
                               HTTPS with TLS_CERT_FILE and TLS_KEY_FILE; /metrics on METRICS_PORT)
   rotate-keys                 re-wrap every stored data key with the first key of ENCRYPTION_KEYS (server keeps serving)
+  create-keys-secret --name NAME [--namespace NS]
+                              create the Kubernetes Secret of JWT_SECRET and ENCRYPTION_KEYS when it is absent; an
+                              existing one is left as it is (the chart's hook Job; KUBECONFIG or in-cluster config)
   operator [--namespace NS] [--metrics-port 8096] [--endpoint URL] [--ca-file FILE] [--workers 4] [--lease-name NAME]
            [--lease-namespace NS] [--identity POD] [--no-leader-elect]
                               the Kubernetes operator for NosanaSecretBinding (KUBECONFIG or in-cluster config;

@@ -37,6 +37,11 @@ export interface ServerConfig {
 
 const MIN_JWT_SECRET_BYTES = 32;
 
+/** A new JWT signing secret: 48 random bytes, base64. */
+export function newJwtSecret(): string {
+  return randomBytes(48).toString('base64');
+}
+
 function readOrCreate(path: string, create: () => string, what: string, variable: string, log: Logger): string {
   if (!existsSync(path)) {
     mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
@@ -55,7 +60,7 @@ export function loadServerConfig(env: Env, log: Logger): ServerConfig {
     const file = envOptional(env, 'JWT_SECRET_FILE');
     jwtSecret = file !== undefined
       ? readFileSync(file, 'utf8').trim()
-      : readOrCreate(join(stateDir, 'jwt-secret'), () => randomBytes(48).toString('base64'), 'JWT signing secret', 'JWT_SECRET', log);
+      : readOrCreate(join(stateDir, 'jwt-secret'), newJwtSecret, 'JWT signing secret', 'JWT_SECRET', log);
   }
   if (Buffer.byteLength(jwtSecret) < MIN_JWT_SECRET_BYTES) {
     throw new ConfigError(`JWT_SECRET is shorter than ${MIN_JWT_SECRET_BYTES} bytes: make one with: openssl rand -base64 48`);
