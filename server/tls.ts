@@ -38,14 +38,18 @@ export function readTlsPair(files: TlsFiles): TlsPair {
 /** Re-reads the files on a timer and swaps the certificate of `server` when they change; returns the stop function. */
 export function reloadTlsOnChange(server: TlsServer, files: TlsFiles, first: TlsPair, log: Logger): () => void {
   let current = first;
+  let lastProblem: string | undefined; // logged once, not on every check while it lasts
   const timer = setInterval(() => {
     let next: TlsPair;
     try {
       next = readTlsPair(files);
     } catch (error) {
-      log.warn({ err: (error as Error).message }, 'TLS files changed but do not load: keeping the certificate in use');
+      const problem = (error as Error).message;
+      if (problem !== lastProblem) log.warn({ err: problem }, 'TLS files changed but do not load: keeping the certificate in use');
+      lastProblem = problem;
       return;
     }
+    lastProblem = undefined;
     if (next.cert.equals(current.cert) && next.key.equals(current.key)) return;
     server.setSecureContext(next);
     current = next;
