@@ -6,6 +6,7 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { ApiError, SecretsClient, ServerUnreachableError } from '../common/client.js';
+import { envCaFile } from '../common/config.js';
 import { generateKeypair, readKeypairFile, writeKeypairFile, type Keypair } from '../common/login.js';
 import { jobProblem, keyProblem } from '../common/names.js';
 import { CliError, cliName, command as named } from './usage.js';
@@ -108,6 +109,7 @@ export async function runClientCommand(command: string, args: string[]): Promise
     allowPositionals: true,
     options: {
       endpoint: { type: 'string' },
+      'ca-file': { type: 'string' },
       keypair: { type: 'string' },
       out: { type: 'string' },
       job: { type: 'string' },
@@ -139,7 +141,13 @@ export async function runClientCommand(command: string, args: string[]): Promise
   }
 
   const endpoint = values.endpoint ?? process.env.NOSANA_SECRETS_ENDPOINT ?? 'http://localhost:4124';
-  const session = new Session(new SecretsClient({ endpoint }), endpoint, await loadKeypair(values.keypair ?? defaultKeypairPath()));
+  let caFile: string | undefined;
+  try {
+    caFile = envCaFile(process.env, values['ca-file']);
+  } catch (error) {
+    throw new CliError((error as Error).message, 'pass --ca-file with the CA that signed the server\'s certificate, or unset NOSANA_SECRETS_CA_FILE', 2);
+  }
+  const session = new Session(new SecretsClient({ endpoint, caFile }), endpoint, await loadKeypair(values.keypair ?? defaultKeypairPath()));
   const { client } = session;
   try {
     switch (command) {
@@ -217,6 +225,9 @@ export async function runClientCommand(command: string, args: string[]): Promise
       }
     }
   } catch (error) {
+    if (error instanceof ServerUnreachableError && /certificate|self.signed/i.test(error.message)) {
+      throw new CliError(error.message, 'pass --ca-file FILE (or set NOSANA_SECRETS_CA_FILE) with the CA that signed the server\'s certificate');
+    }
     if (error instanceof ServerUnreachableError) {
       throw new CliError(error.message, `start the server with ${named('server')} (or \`npm start\` in a clone), or pass --endpoint URL (or set NOSANA_SECRETS_ENDPOINT)`);
     }

@@ -35,6 +35,11 @@ async function main(argv: string[]): Promise<void> {
       await rotateKeys();
       return;
     }
+    case 'create-keys-secret': {
+      const { createKeysSecret } = await import('./create-keys-secret.js');
+      await createKeysSecret(rest);
+      return;
+    }
     case 'operator': {
       const { runOperator } = await import('../operator/cli.js');
       await runOperator(rest);

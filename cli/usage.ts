@@ -31,6 +31,7 @@ interface CommandHelp {
 const CLIENT_OPTIONS = `Options of every client command:
   --endpoint URL    the secrets server (default $NOSANA_SECRETS_ENDPOINT, else http://localhost:4124)
   --keypair FILE    your Solana keypair file (default $NOSANA_SECRETS_KEYPAIR, else ~/.config/solana/id.json)
+  --ca-file FILE    trust an https server by this CA alone (default $NOSANA_SECRETS_CA_FILE)
 Tokens are cached per server, address and job in ~/.config/nosana-secrets/tokens.json (mode 0600; set
 NOSANA_SECRETS_CONFIG_DIR to move it), so consecutive commands do not sign a new login each time.`;
 
@@ -39,7 +40,8 @@ export const PART_COMMANDS: Record<string, CommandHelp> = {
     usage: 'server [--host HOST] [--port PORT]',
     summary: 'the secrets API (default 0.0.0.0 port 4124; STORAGE_CONNECTION, default sqlite://db.sqlite)',
     details: `Flags win over the variables HOST and PORT; every other setting is an environment variable (see the
-README's "Server settings"): STORAGE_CONNECTION, JWT_SECRET, ENCRYPTION_KEYS, LOG_LEVEL...`,
+README's "Server settings"): STORAGE_CONNECTION, JWT_SECRET, ENCRYPTION_KEYS, LOG_LEVEL... HTTPS with
+TLS_CERT_FILE and TLS_KEY_FILE; /metrics on its own port with METRICS_PORT.`,
   },
   'rotate-keys': {
     usage: 'rotate-keys',
@@ -48,21 +50,27 @@ README's "Server settings"): STORAGE_CONNECTION, JWT_SECRET, ENCRYPTION_KEYS, LO
 ENCRYPTION_KEYS, keeping the old one after it, and restarting the servers. It shows its progress, and says when the
 old key can be removed.`,
   },
+  'create-keys-secret': {
+    usage: 'create-keys-secret --name NAME [--namespace NS]',
+    summary: 'create the Kubernetes Secret of JWT_SECRET and ENCRYPTION_KEYS when it is absent (the chart\'s hook Job)',
+    details: `An existing Secret is left as it is, so the keys are generated once whatever renders the chart. Uses
+KUBECONFIG or the in-cluster config.`,
+  },
   operator: {
-    usage: `operator [--namespace NS] [--metrics-host HOST] [--metrics-port 8096] [--endpoint URL] [--workers 4]
-           [--lease-name NAME] [--lease-namespace NS] [--identity POD] [--no-leader-elect]`,
+    usage: `operator [--namespace NS] [--metrics-host HOST] [--metrics-port 8096] [--endpoint URL] [--ca-file FILE]
+           [--workers 4] [--lease-name NAME] [--lease-namespace NS] [--identity POD] [--no-leader-elect]`,
     summary: 'the Kubernetes operator for NosanaSecretBinding',
     details: `Uses KUBECONFIG or the in-cluster config. Each flag sets an environment variable of the same meaning:
-WATCH_NAMESPACE, METRICS_HOST (default 0.0.0.0), METRICS_PORT, NOSANA_SECRETS_ENDPOINT, OPERATOR_WORKERS,
+WATCH_NAMESPACE, METRICS_HOST (default 0.0.0.0), METRICS_PORT, NOSANA_SECRETS_ENDPOINT, NOSANA_SECRETS_CA_FILE, OPERATOR_WORKERS,
 LEADER_ELECTION_LEASE_NAME, LEADER_ELECTION_NAMESPACE, POD_NAME, LEADER_ELECT=false. See operator/README.md.`,
   },
   injector: {
     usage: `injector [--socket-dir /var/run/secrets-store-csi-providers] [--metrics-host HOST] [--metrics-port 8095]
-           [--node-keypair FILE] [--endpoint URL...]`,
+           [--node-keypair FILE] [--endpoint URL...] [--ca-file FILE]`,
     summary: 'the Secrets Store CSI driver provider on <socket-dir>/nosana.sock',
     details: `Uses KUBECONFIG or the in-cluster config. Flags win over NOSANA_INJECTOR_SOCKET_DIR, METRICS_HOST
-(default 0.0.0.0), METRICS_PORT, NOSANA_NODE_KEYPAIR and NOSANA_INJECTOR_ENDPOINTS (comma-separated; at least one
-is required). See injector/README.md.`,
+(default 0.0.0.0), METRICS_PORT, NOSANA_NODE_KEYPAIR, NOSANA_SECRETS_CA_FILE and NOSANA_INJECTOR_ENDPOINTS
+(comma-separated; at least one is required). See injector/README.md.`,
   },
 };
 

@@ -1,25 +1,44 @@
 // The HTTP client of the secrets API, used by the CLI, the operator and the injector. It speaks the /v1 API and
 // turns every error answer into an ApiError that carries the server's type and message (never a value).
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import { CA_FILE_VARIABLE, ConfigError } from './config.js';
 import { AUDIENCE_PATTERN, signLogin, type Keypair } from './login.js';
 
 const audiencePattern = new RegExp(AUDIENCE_PATTERN);
 
 // node:http with keep-alive rather than fetch: the injector answers a Mount within a few milliseconds and the
 // operator reconciles thousands of bindings, and fetch costs about a millisecond more per call here.
-const agents = {
-  'http:': new http.Agent({ keepAlive: true, maxSockets: 64 }),
-  'https:': new https.Agent({ keepAlive: true, maxSockets: 64 }),
-};
+const httpAgent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+const systemCaAgent = new https.Agent({ keepAlive: true, maxSockets: 64 });
+/** One HTTPS agent per CA file, trusting that CA only (read once: restart to trust a new CA). */
+const caAgents = new Map<string, https.Agent>();
+
+/** The HTTPS agent that trusts only the CA in `caFile` (PEM); a file that cannot be read is a ConfigError naming it. */
+function agentFor(caFile: string): https.Agent {
+  let agent = caAgents.get(caFile);
+  if (agent === undefined) {
+    let ca: Buffer;
+    try {
+      ca = readFileSync(caFile);
+    } catch (error) {
+      throw new ConfigError(`the CA file ${caFile} (${CA_FILE_VARIABLE}) cannot be read: ${(error as Error).message}`);
+    }
+    agent = new https.Agent({ keepAlive: true, maxSockets: 64, ca });
+    caAgents.set(caFile, agent);
+  }
+  return agent;
+}
 
 /** No answer within the client's timeout; the request was destroyed. */
 class RequestTimeoutError extends Error {
   override name = 'RequestTimeoutError';
 }
 
-function send(url: URL, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number): Promise<{ status: number; text: string }> {
+function send(url: URL, method: string, headers: Record<string, string>, body: string | undefined, timeoutMs: number, tlsAgent: https.Agent): Promise<{ status: number; text: string }> {
   const transport = url.protocol === 'https:' ? https : http;
+  const agent = url.protocol === 'https:' ? tlsAgent : httpAgent;
   return new Promise((resolve, reject) => {
     // A plain timer cleared on every outcome, not AbortSignal.timeout: that one keeps its signal and timer alive for
     // the whole timeout after each request, and the injector's garbage collector would carry thousands of them.
@@ -28,7 +47,7 @@ function send(url: URL, method: string, headers: Record<string, string>, body: s
       clearTimeout(deadline);
       reject(error);
     };
-    const request = transport.request(url, { method, headers, agent: agents[url.protocol as keyof typeof agents] }, (response) => {
+    const request = transport.request(url, { method, headers, agent }, (response) => {
       const chunks: Buffer[] = [];
       response.on('data', (chunk: Buffer) => chunks.push(chunk));
       response.on('end', () => {
@@ -81,17 +100,21 @@ export interface Grant {
 export interface ClientOptions {
   endpoint: string;
   timeoutMs?: number;
+  /** A PEM file of the CA that signed the server's certificate: https endpoints are then trusted by it alone. */
+  caFile?: string;
 }
 
 export class SecretsClient {
   private readonly endpoint: string;
   private readonly timeoutMs: number;
+  private readonly tlsAgent: https.Agent;
   /** The server's login audience, asked once (GET /v1/info); undefined for a server without one (upstream's). */
   private audience?: Promise<string | undefined>;
 
   constructor(options: ClientOptions) {
     this.endpoint = options.endpoint.replace(/\/+$/, '');
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.tlsAgent = options.caFile === undefined ? systemCaAgent : agentFor(options.caFile);
   }
 
   /**
@@ -183,7 +206,7 @@ export class SecretsClient {
     }
     let response: { status: number; text: string };
     try {
-      response = await send(url, method, headers, payload, this.timeoutMs);
+      response = await send(url, method, headers, payload, this.timeoutMs, this.tlsAgent);
     } catch (error) {
       const reason = error instanceof Error ? error.message : String(error);
       throw new ServerUnreachableError(`cannot reach the secrets server at ${this.endpoint}: ${reason}`);

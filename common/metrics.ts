@@ -1,5 +1,6 @@
 // A Prometheus registry per process, with the default Node.js metrics, and the small HTTP listener the operator and
-// the injector use for /metrics and their probes (the server serves the same paths on its API port).
+// the injector use for /metrics and their probes (the server serves the same paths on its API port, or /metrics here
+// with its METRICS_PORT).
 import { createServer, type Server } from 'node:http';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 
@@ -15,7 +16,7 @@ export interface ProbeServerOptions {
   host?: string;
   registry: Registry;
   /** Readiness: whether this process can do its work now. */
-  ready: () => boolean;
+  ready: () => boolean | Promise<boolean>;
 }
 
 export async function startProbeServer(options: ProbeServerOptions): Promise<Server> {
@@ -29,9 +30,10 @@ export async function startProbeServer(options: ProbeServerOptions): Promise<Ser
     } else if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
     } else if (path === '/readyz') {
-      const ready = options.ready();
-      res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
-        .end(JSON.stringify({ status: ready ? 'ready' : 'not ready' }));
+      Promise.resolve(options.ready()).then((ready) => {
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ status: ready ? 'ready' : 'not ready' }));
+      }, () => res.writeHead(503).end());
     } else {
       res.writeHead(404, { 'content-type': 'application/json' }).end('{"type":"NotFoundError","error":"not found"}');
     }

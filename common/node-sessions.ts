@@ -52,18 +52,21 @@ export class NodeSessions {
   /** Owner tokens by endpoint and node; job tokens by endpoint, node, job and owner. */
   private readonly tokens = new Map<string, Held>();
   private readonly timeoutMs: number;
+  private readonly caFile: string | undefined;
   private readonly observer: SessionObserver;
   private issued = 0;
 
-  constructor(options: { timeoutMs?: number; observer?: SessionObserver } = {}) {
+  /** `caFile`: the only CA trusted for https endpoints (NOSANA_SECRETS_CA_FILE); without it, the system's. */
+  constructor(options: { timeoutMs?: number; caFile?: string; observer?: SessionObserver } = {}) {
     this.timeoutMs = options.timeoutMs ?? 10_000;
+    this.caFile = options.caFile;
     this.observer = options.observer ?? {};
   }
 
   client(endpoint: string): SecretsClient {
     let client = this.clients.get(endpoint);
     if (!client) {
-      client = new SecretsClient({ endpoint, timeoutMs: this.timeoutMs });
+      client = new SecretsClient({ endpoint, timeoutMs: this.timeoutMs, caFile: this.caFile });
       this.clients.set(endpoint, client);
     }
     return client;

@@ -1,5 +1,5 @@
 // The injector's settings: flags win over environment variables, which win over the defaults.
-import { ConfigError, envInt, envOptional, envString, type Env } from '../common/config.js';
+import { ConfigError, envCaFile, envInt, envOptional, envString, type Env } from '../common/config.js';
 import { parseEndpointList } from '../common/endpoints.js';
 
 export const DEFAULT_SOCKET_DIR = '/var/run/secrets-store-csi-providers';
@@ -18,6 +18,8 @@ export interface InjectorConfig {
   /** The secrets servers this node may sign in to; the first is the default endpoint. */
   allowedEndpoints: string[];
   serverTimeoutMs: number;
+  /** NOSANA_SECRETS_CA_FILE: https servers are trusted by this CA alone; the system CAs when undefined. */
+  caFile?: string;
 }
 
 export interface InjectorFlags {
@@ -25,6 +27,7 @@ export interface InjectorFlags {
   'metrics-host'?: string;
   'metrics-port'?: string;
   'node-keypair'?: string;
+  'ca-file'?: string;
   endpoint?: string[];
 }
 
@@ -47,5 +50,6 @@ export function loadInjectorConfig(env: Env, flags: InjectorFlags = {}): Injecto
     nodeKeypairPath: envOptional(withFlags, 'NOSANA_NODE_KEYPAIR'),
     allowedEndpoints,
     serverTimeoutMs: envInt(env, 'NOSANA_INJECTOR_SERVER_TIMEOUT_MS', 5_000, { min: 100, max: 60_000 }),
+    caFile: envCaFile(env, flags['ca-file']),
   };
 }

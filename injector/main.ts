@@ -31,6 +31,7 @@ export async function startInjector(config: InjectorConfig, log: Logger = create
   const context = {
     sessions: new NodeSessions({
       timeoutMs: config.serverTimeoutMs,
+      caFile: config.caFile,
       observer: {
         call: (call, outcome) => metrics.serverCalls.inc({ call, outcome }),
         tokenCache: (result) => metrics.tokenCache.inc({ result }),

@@ -21,6 +21,7 @@ export async function runInjector(args: string[]): Promise<void> {
       'metrics-host': { type: 'string' },
       'metrics-port': { type: 'string' },
       'node-keypair': { type: 'string' },
+      'ca-file': { type: 'string' },
       endpoint: { type: 'string', multiple: true },
     },
     allowPositionals: false,

@@ -11,6 +11,7 @@ export const OPERATOR_FLAGS = {
   'metrics-port': 'METRICS_PORT',
   namespace: 'WATCH_NAMESPACE',
   endpoint: 'NOSANA_SECRETS_ENDPOINT',
+  'ca-file': 'NOSANA_SECRETS_CA_FILE',
   workers: 'OPERATOR_WORKERS',
   'lease-name': 'LEADER_ELECTION_LEASE_NAME',
   'lease-namespace': 'LEADER_ELECTION_NAMESPACE',

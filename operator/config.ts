@@ -2,7 +2,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
-import { ConfigError, envInt, envOptional, envString, requireHttpUrl, type Env } from '../common/config.js';
+import { ConfigError, envCaFile, envInt, envOptional, envString, requireHttpUrl, type Env } from '../common/config.js';
 import { parseEndpointList } from '../common/endpoints.js';
 import { parseDuration } from './api/duration.js';
 
@@ -21,6 +21,8 @@ export interface OperatorConfig {
   defaultEndpoint: string;
   /** The servers a binding's spec.endpoint may name: the default, then NOSANA_OPERATOR_ALLOWED_ENDPOINTS. */
   allowedEndpoints: string[];
+  /** NOSANA_SECRETS_CA_FILE: https servers are trusted by this CA alone; the system CAs when undefined. */
+  caFile?: string;
   leaderElection: boolean;
   leaseName: string;
   leaseNamespace: string;
@@ -52,6 +54,7 @@ export function loadOperatorConfig(env: Env): OperatorConfig {
     workers: envInt(env, 'OPERATOR_WORKERS', 4, { min: 1, max: 64 }),
     defaultEndpoint,
     allowedEndpoints: [defaultEndpoint, ...parseEndpointList(envString(env, 'NOSANA_OPERATOR_ALLOWED_ENDPOINTS', ''), 'NOSANA_OPERATOR_ALLOWED_ENDPOINTS', 'https://secrets.example.com,http://other.ns:4124')],
+    caFile: envCaFile(env),
     leaderElection: leaderElect === 'true',
     leaseName: envString(env, 'LEADER_ELECTION_LEASE_NAME', 'nosana-secrets-operator'),
     leaseNamespace: envOptional(env, 'LEADER_ELECTION_NAMESPACE') ?? envOptional(env, 'POD_NAMESPACE') ??

@@ -35,7 +35,7 @@ export async function startOperator(env: Env = process.env, overrides: OperatorO
   const config = loadOperatorConfig(env);
   const log = (overrides.log ?? createLogger('operator')).child({ identity: config.identity });
   const kube = createKubeClients(overrides.kubeConfig ?? loadKubeConfig());
-  const sessions = new NodeSessions();
+  const sessions = new NodeSessions({ caFile: config.caFile });
   const endpoints = new AllowedEndpoints(config.allowedEndpoints, OPERATOR_ENDPOINTS_FIX);
   const events = new EventRecorder(kube.events, config.identity, log);
   let controller: Controller | undefined;

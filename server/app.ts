@@ -14,6 +14,7 @@ import { DEFAULT_BODY_LIMIT } from './limits.js';
 import { loginRoutes } from './login.js';
 import { secretRoutes } from './secrets.js';
 import { StorageUnavailableError } from './storage/contract.js';
+import type { TlsPair } from './tls.js';
 
 export const WELCOME = 'Nosana secret manager is running: see /v1/openapi.json for the API';
 
@@ -36,20 +37,24 @@ function frameworkError(error: FastifyError, reply: FastifyReply): void {
   reply.code(400).send(errorBody('ValidationError', message));
 }
 
-export async function buildApp(context: ServerContext): Promise<FastifyInstance> {
+/** With `tls`, the app speaks HTTPS only (main.ts swaps the certificate when its files change). */
+export async function buildApp(context: ServerContext, tls?: TlsPair): Promise<FastifyInstance> {
   const limits = context.config.http;
+  // Node's own deadlines, for the plain and the HTTPS server alike.
+  const deadlines = { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: DEADLINE_CHECK_INTERVAL_MS };
+  // Fastify types an HTTPS instance apart; every route and hook below is the same for both.
   const app = Fastify({
+    ...(tls === undefined ? { http: deadlines } : { https: { ...tls, ...deadlines } }),
     logger: false,
     bodyLimit: DEFAULT_BODY_LIMIT,
     connectionTimeout: limits.idleTimeoutMs,
     keepAliveTimeout: limits.keepAliveTimeoutMs,
     requestTimeout: limits.requestTimeoutMs,
-    http: { headersTimeout: limits.headersTimeoutMs, connectionsCheckingInterval: DEADLINE_CHECK_INTERVAL_MS },
     // Strict JSON: a body that is not JSON is a 400 naming the problem, never a 500.
     ajv: { customOptions: { allErrors: false, coerceTypes: false, removeAdditional: false } },
     routerOptions: { ignoreTrailingSlash: true, maxParamLength: MAX_PARAM_LENGTH },
     frameworkErrors: (error, _request, reply) => frameworkError(error, reply),
-  });
+  }) as unknown as FastifyInstance;
   // Past the cap, Node closes new connections at once: memory for bodies in flight stays below the cap times the
   // largest body limit.
   app.server.maxConnections = limits.maxConnections;
@@ -127,8 +132,11 @@ export async function buildApp(context: ServerContext): Promise<FastifyInstance>
       return reply.code(503).send(errorBody('ServiceUnavailableError', 'storage is unreachable'));
     }
   });
-  app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type(context.metrics.registry.contentType).send(await context.metrics.registry.metrics()));
+  // With METRICS_PORT, /metrics is served there only (main.ts), so the API port need not admit Prometheus.
+  if (context.config.metricsPort === undefined) {
+    app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
+      reply.type(context.metrics.registry.contentType).send(await context.metrics.registry.metrics()));
+  }
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   loginRoutes(app, context);

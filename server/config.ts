@@ -10,6 +10,7 @@ import { AUDIENCE_PATTERN, AUDIENCE_RULE } from '../common/login.js';
 import { newKeyringEntry, parseKeyring, type Kek } from './encryption.js';
 import { loadNosanaConfig, type NosanaConfig } from './grants/nosana/config.js';
 import { DEFAULT_STORAGE_CONNECTION } from './storage/open.js';
+import type { TlsFiles } from './tls.js';
 
 export const GRANT_SOURCES = ['api', 'nosana'] as const;
 export type GrantSourceName = (typeof GRANT_SOURCES)[number];
@@ -38,6 +39,10 @@ export interface ServerConfig {
   http: HttpLimits;
   /** Logins (POST /login and the job token exchange) per window, per source and per address; 0 turns one off. */
   loginRateLimit: { perSource: number; perAddress: number; windowSeconds: number };
+  /** HTTPS certificate and key files (TLS_CERT_FILE, TLS_KEY_FILE); plain HTTP when undefined. */
+  tls?: TlsFiles;
+  /** METRICS_PORT: /metrics on a port of its own (plain HTTP) instead of the API port. */
+  metricsPort?: number;
 }
 
 export interface HttpLimits {
@@ -84,6 +89,11 @@ function checkJwtSecret(secret: string): void {
   }
 }
 
+/** A new JWT signing secret: 48 random bytes, base64. */
+export function newJwtSecret(): string {
+  return randomBytes(48).toString('base64');
+}
+
 function readOrCreate(path: string, create: () => string, what: string, variable: string, log: Logger): string {
   if (!existsSync(path)) {
     mkdirSync(join(path, '..'), { recursive: true, mode: 0o700 });
@@ -102,7 +112,7 @@ export function loadServerConfig(env: Env, log: Logger): ServerConfig {
     const file = envOptional(env, 'JWT_SECRET_FILE');
     jwtSecret = file !== undefined
       ? readFileSync(file, 'utf8').trim()
-      : readOrCreate(join(stateDir, 'jwt-secret'), () => randomBytes(48).toString('base64'), 'JWT signing secret', 'JWT_SECRET', log);
+      : readOrCreate(join(stateDir, 'jwt-secret'), newJwtSecret, 'JWT signing secret', 'JWT_SECRET', log);
   }
   checkJwtSecret(jwtSecret);
 
@@ -149,6 +159,8 @@ export function loadServerConfig(env: Env, log: Logger): ServerConfig {
   }
 
   return {
+    tls: loadTlsFiles(env),
+    metricsPort: envOptional(env, 'METRICS_PORT') === undefined ? undefined : envInt(env, 'METRICS_PORT', 0, { min: 0, max: 65535 }),
     port: envInt(env, 'PORT', 4124, { min: 0, max: 65535 }),
     host: envString(env, 'HOST', '0.0.0.0'),
     storageConnection: envString(env, 'STORAGE_CONNECTION', DEFAULT_STORAGE_CONNECTION),
@@ -169,4 +181,14 @@ export function loadServerConfig(env: Env, log: Logger): ServerConfig {
       windowSeconds: envInt(env, 'LOGIN_RATE_LIMIT_WINDOW_SECONDS', 60, { min: 1, max: 3600 }),
     },
   };
+}
+
+function loadTlsFiles(env: Env): TlsFiles | undefined {
+  const certFile = envOptional(env, 'TLS_CERT_FILE');
+  const keyFile = envOptional(env, 'TLS_KEY_FILE');
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) {
+    throw new ConfigError('HTTPS needs both TLS_CERT_FILE and TLS_KEY_FILE: set both (PEM files), or neither for plain HTTP');
+  }
+  return { certFile, keyFile, reloadSeconds: envInt(env, 'TLS_RELOAD_SECONDS', 30, { min: 1, max: 3600 }) };
 }

@@ -1,7 +1,9 @@
 // The server's entry: settings, storage, encryption, grant sources, the HTTP app, and a graceful shutdown.
+import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import type { Env } from '../common/config.js';
 import { createLogger, type Logger } from '../common/log.js';
+import { startProbeServer } from '../common/metrics.js';
 import { buildApp } from './app.js';
 import { loadServerConfig, type ServerConfig } from './config.js';
 import type { ServerContext } from './context.js';
@@ -14,27 +16,30 @@ import type { GrantSource } from './grants/source.js';
 import { createServerMetrics } from './metrics.js';
 import { StorageUnavailableError, type Storage } from './storage/contract.js';
 import { openStorage, redactConnection } from './storage/open.js';
+import { reloadTlsOnChange, readTlsPair } from './tls.js';
 import { Tokens } from './tokens.js';
 
 export interface RunningServer {
   app: FastifyInstance;
   context: ServerContext;
-  /** A URL that reaches it from this machine, e.g. http://127.0.0.1:4124. */
+  /** A URL that reaches it from this machine, e.g. http://127.0.0.1:4124 (https:// with TLS_CERT_FILE). */
   url: string;
   /** Where it listens, for people: "0.0.0.0:4124 (every IPv4 interface)". */
   listening: string;
+  /** With METRICS_PORT: the address of /metrics, e.g. http://127.0.0.1:9090. */
+  metricsUrl?: string;
   close(): Promise<void>;
 }
 
 const PURGE_INTERVAL_MS = 60_000;
 
 /** The bound address in words, and a URL that reaches it from this machine (loopback for a wildcard address). */
-export function describeListen(host: string, port: number): { listening: string; url: string } {
+export function describeListen(host: string, port: number, scheme: 'http' | 'https' = 'http'): { listening: string; url: string } {
   const wildcard = host === '0.0.0.0' ? 'every IPv4 interface' : host === '::' ? 'every interface' : undefined;
   const bracketed = host.includes(':') ? `[${host}]` : host;
   return {
     listening: `${bracketed}:${port} (${wildcard ?? 'this address only'})`,
-    url: `http://${wildcard ? '127.0.0.1' : bracketed}:${port}`,
+    url: `${scheme}://${wildcard ? '127.0.0.1' : bracketed}:${port}`,
   };
 }
 
@@ -73,12 +78,23 @@ export async function startServer(env: Env = process.env, log: Logger = createLo
   const storage = await openStorage(config.storageConnection);
   await storage.init();
   const context = await createContext(config, storage, log);
-  const app = await buildApp(context);
+  const tlsPair = config.tls === undefined ? undefined : readTlsPair(config.tls);
+  const app = await buildApp(context, tlsPair);
   await app.listen({ port: config.port, host: config.host });
+  const stopTlsReload = config.tls && tlsPair
+    ? reloadTlsOnChange(app.server as unknown as TlsServer, config.tls, tlsPair, log)
+    : () => undefined;
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : config.port;
-  const { listening, url } = describeListen(config.host, port);
-  log.info({ host: config.host, port, url, storage: redactConnection(config.storageConnection), grantSources: config.grantSources }, 'secrets server listening');
+  const { listening, url } = describeListen(config.host, port, tlsPair === undefined ? 'http' : 'https');
+  const metricsServer = config.metricsPort === undefined ? undefined : await startProbeServer({
+    port: config.metricsPort, host: config.host, registry: context.metrics.registry,
+    ready: () => storage.ping().then(() => true, () => false),
+  });
+  const metricsAddress = metricsServer?.address();
+  const metricsUrl = typeof metricsAddress === 'object' && metricsAddress
+    ? describeListen(config.host, metricsAddress.port, 'http').url : undefined;
+  log.info({ host: config.host, port, url, metricsUrl, storage: redactConnection(config.storageConnection), grantSources: config.grantSources }, 'secrets server listening');
 
   const purge = setInterval(() => {
     storage.purgeExpiredSignatures(new Date()).catch((error: Error) => log.warn({ err: error.message }, 'replay cache purge failed'));
@@ -86,9 +102,11 @@ export async function startServer(env: Env = process.env, log: Logger = createLo
   purge.unref();
 
   return {
-    app, context, url, listening,
+    app, context, url, listening, metricsUrl,
     async close() {
       clearInterval(purge);
+      stopTlsReload();
+      await new Promise((resolve) => (metricsServer ? metricsServer.close(resolve) : resolve(undefined)));
       await app.close();
       await storage.close();
     },

@@ -3,7 +3,6 @@ import { lstatSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
-import { parseKeyring } from '../../server/encryption.js';
 import { SUPPORTED_SCHEMES } from '../../server/storage/open.js';
 import { ALL_FEATURES, CHART_DIR, NAMESPACE, REPO_DIR, find, helm, render, valuesFile, type KubeObject } from './helm.js';
 
@@ -61,14 +60,18 @@ describe('the chart', () => {
       'DaemonSet/nsx-nosana-secrets-injector',
       'Deployment/nsx-nosana-secrets-operator',
       'Deployment/nsx-nosana-secrets-server',
+      'Job/nsx-nosana-secrets-create-keys',
+      'NetworkPolicy/nsx-nosana-secrets-server',
       'PersistentVolumeClaim/nsx-nosana-secrets-data',
+      'Role/nsx-nosana-secrets-create-keys',
       'Role/nsx-nosana-secrets-operator-leader-election',
+      'RoleBinding/nsx-nosana-secrets-create-keys',
       'RoleBinding/nsx-nosana-secrets-operator-leader-election',
-      'Secret/nsx-nosana-secrets-keys',
       'Secret/nsx-nosana-secrets-storage',
       'Service/nsx-nosana-secrets-injector-metrics',
       'Service/nsx-nosana-secrets-operator-metrics',
       'Service/nsx-nosana-secrets-server',
+      'ServiceAccount/nsx-nosana-secrets-create-keys',
       'ServiceAccount/nsx-nosana-secrets-injector',
       'ServiceAccount/nsx-nosana-secrets-operator',
       'ServiceAccount/nsx-nosana-secrets-server',
@@ -198,18 +201,21 @@ describe('the chart', () => {
     }
   });
 
-  it('generates a JWT secret and encryption keys in the format the server reads, kept on uninstall', async () => {
-    const keys = find(await render(), 'Secret', '-keys');
-    expect(keys.metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
-    const data = keys.data as Record<string, string>;
-    const jwtSecret = Buffer.from(data.JWT_SECRET!, 'base64').toString('utf8');
-    expect(Buffer.byteLength(jwtSecret)).toBeGreaterThanOrEqual(32);
-    const keyring = parseKeyring(Buffer.from(data.ENCRYPTION_KEYS!, 'base64').toString('utf8'), 'chart ENCRYPTION_KEYS');
-    expect(keyring).toHaveLength(1);
-    expect(keyring[0]!.key).toHaveLength(32);
-    // Each install gets its own keys (lookup keeps them on upgrade; helm template has no cluster to look in).
-    const again = find(await render(), 'Secret', '-keys').data as Record<string, string>;
-    expect(again.ENCRYPTION_KEYS).not.toBe(data.ENCRYPTION_KEYS);
+  it('renders no key: a hook Job that may only create Secrets makes the keys Secret in the cluster, once', async () => {
+    const objects = await render();
+    expect(objects.filter((o) => o.kind === 'Secret' && o.metadata.name.endsWith('-keys'))).toEqual([]);
+    const hooks = objects.filter((o) => o.metadata.name === 'nsx-nosana-secrets-create-keys');
+    expect(hooks.map((o) => o.kind).sort()).toEqual(['Job', 'Role', 'RoleBinding', 'ServiceAccount']);
+    for (const hook of hooks) {
+      expect(hook.metadata.annotations?.['helm.sh/hook'], hook.kind).toBe('pre-install,pre-upgrade');
+      expect(hook.metadata.annotations?.['helm.sh/hook-delete-policy'], hook.kind).toBe('before-hook-creation,hook-succeeded');
+    }
+    expect(find(objects, 'Role', '-create-keys').rules).toEqual([{ apiGroups: [''], resources: ['secrets'], verbs: ['create'] }]);
+    const job = podSpec(find(objects, 'Job', '-create-keys')).containers[0]!;
+    expect(job.args).toEqual(['create-keys-secret', '--name', 'nsx-nosana-secrets-keys']);
+    expect(podSpec(find(objects, 'Deployment', '-server')).volumes?.find((v) => v.name === 'keys')).toMatchObject({ secret: { secretName: 'nsx-nosana-secrets-keys' } });
+    // A Secret of your own: no Job, no rights to create Secrets.
+    expect((await render({ server: { keys: { existingSecret: 'mine' } } })).filter((o) => o.metadata.name.endsWith('-create-keys'))).toEqual([]);
   });
 
   it('accepts exactly the storage schemes the server supports', async () => {

@@ -17,14 +17,15 @@ export interface TestServer extends RunningServer {
   logs: string[];
 }
 
-export async function startTestServer(env: Record<string, string> = {}, dir = mkdtempSync(join(tmpdir(), 'nss-'))): Promise<TestServer> {
+/** With TLS_CERT_FILE in `env`, pass the CA that signed it as `caFile` for the server's `client`. */
+export async function startTestServer(env: Record<string, string> = {}, dir = mkdtempSync(join(tmpdir(), 'nss-')), caFile?: string): Promise<TestServer> {
   const { logs, logger } = captureLogs();
   const fullEnv = {
     PORT: '0', HOST: '127.0.0.1', STORAGE_CONNECTION: `sqlite://${join(dir, 'db.sqlite')}`, SECRETS_STATE_DIR: join(dir, 'state'),
     ...env,
   };
   const server = await startServer(fullEnv, logger);
-  return { ...server, dir, env: fullEnv, logs, client: new SecretsClient({ endpoint: server.url }) };
+  return { ...server, dir, env: fullEnv, logs, client: new SecretsClient({ endpoint: server.url, caFile }) };
 }
 
 export interface ServerProcess {

@@ -148,8 +148,13 @@ export interface InjectorWorld {
   close(): Promise<void>;
 }
 
-/** `extraEndpoints` are allowed after the test server's own URL (which stays the default endpoint). */
-export async function startWorld(label: string, config: Partial<InjectorConfig> = {}, extraEndpoints: string[] = []): Promise<InjectorWorld> {
+/**
+ * `extraEndpoints` are allowed after the test server's own URL (which stays the default endpoint); `tls` runs that
+ * server on HTTPS (its TLS_* settings) with the CA file its test client trusts.
+ */
+export async function startWorld(
+  label: string, config: Partial<InjectorConfig> = {}, extraEndpoints: string[] = [], tls?: { env: Record<string, string>; caFile: string },
+): Promise<InjectorWorld> {
   const kc = kubeConfig();
   await applySecretProviderClassCrd(kc);
   const namespace = `inj-${label}-${randomBytes(3).toString('hex')}`;
@@ -157,7 +162,7 @@ export async function startWorld(label: string, config: Partial<InjectorConfig> 
   await core.createNamespace({ body: { metadata: { name: namespace, labels: { 'nosana-secrets-test': 'injector' } } } });
   const custom = kc.makeApiClient(CustomObjectsApi);
 
-  const server = await startTestServer();
+  const server = await startTestServer(tls?.env, undefined, tls?.caFile);
   const owner = await newAccount(server);
   const node = generateKeypair();
   const socketDir = mkdtempSync(join(tmpdir(), 'nsi-'));

@@ -76,8 +76,9 @@ export interface SecretsWorld {
   close(): Promise<void>;
 }
 
-export async function startSecretsWorld(): Promise<SecretsWorld> {
-  const server = await startTestServer();
+/** `tls`: a server on HTTPS (its TLS_* settings) and the CA file its test client trusts. */
+export async function startSecretsWorld(tls?: { env: Record<string, string>; caFile: string }): Promise<SecretsWorld> {
+  const server = await startTestServer(tls?.env, undefined, tls?.caFile);
   const owner = await newAccount(server);
   const node = (await newAccount(server)).keypair;
   return { server, owner, node, close: () => server.close() };
@@ -225,14 +226,16 @@ export interface OperatorWorld {
   operator: TestOperator;
 }
 
-export async function startOperatorWorld(namespacePrefix: string, env: Record<string, string> = {}): Promise<OperatorWorld> {
+export async function startOperatorWorld(
+  namespacePrefix: string, options: { tls?: { env: Record<string, string>; caFile: string }; operatorEnv?: Record<string, string> } = {},
+): Promise<OperatorWorld> {
   const kc = kubeConfig();
   await applyCrd(kc);
   const kube = clients(kc);
   const namespace = await createNamespace(kube, namespacePrefix);
-  const world = await startSecretsWorld();
+  const world = await startSecretsWorld(options.tls);
   await createNodeCredentials(kube, namespace, NODE_CREDENTIALS, world.node);
-  const operator = await startTestOperator(kc, namespace, world.server.url, { LEADER_ELECT: 'false', ...env });
+  const operator = await startTestOperator(kc, namespace, world.server.url, { LEADER_ELECT: 'false', ...options.operatorEnv });
   return { kube, namespace, world, operator };
 }
 

@@ -18,7 +18,7 @@ let operator: TestOperator;
 const UNREACHABLE = 'http://127.0.0.1:1';
 
 beforeAll(async () => {
-  ({ kube, namespace, world, operator } = await startOperatorWorld('nsb-fail', { NOSANA_OPERATOR_ALLOWED_ENDPOINTS: UNREACHABLE }));
+  ({ kube, namespace, world, operator } = await startOperatorWorld('nsb-fail', { operatorEnv: { NOSANA_OPERATOR_ALLOWED_ENDPOINTS: UNREACHABLE } }));
 });
 
 afterAll(() => stopOperatorWorld({ kube, world, operator }));

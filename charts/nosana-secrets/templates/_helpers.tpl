@@ -73,7 +73,41 @@ annotations:
 {{- end -}}
 
 {{- define "nosana-secrets.serverUrl" -}}
-{{- printf "http://%s.%s.svc:%v" (include "nosana-secrets.partName" (dict "root" . "part" "server")) .Release.Namespace .Values.server.service.port -}}
+{{- printf "%s://%s.%s.svc:%v" (ternary "https" "http" .Values.server.tls.enabled) (include "nosana-secrets.partName" (dict "root" . "part" "server")) .Release.Namespace .Values.server.service.port -}}
+{{- end -}}
+
+{{/* The Secret with tls.crt, tls.key and ca.crt; fails the render with the fix when TLS has no source. */}}
+{{- define "nosana-secrets.tlsSecretName" -}}
+{{- if .Values.server.tls.existingSecret -}}
+{{- .Values.server.tls.existingSecret -}}
+{{- else if .Values.server.tls.certManager.enabled -}}
+{{- printf "%s-tls" (include "nosana-secrets.partName" (dict "root" . "part" "server")) -}}
+{{- else -}}
+{{- fail "server.tls.enabled needs a certificate: set server.tls.existingSecret (a Secret with tls.crt, tls.key, ca.crt) or server.tls.certManager.enabled=true with server.tls.certManager.issuerRef.name" -}}
+{{- end -}}
+{{- end -}}
+
+{{/* env and volume of a client (operator, injector) that trusts the server's CA; call with (dict "root" $ "part" "env"|"mount"|"volume"). */}}
+{{- define "nosana-secrets.caClient" -}}
+{{- if .root.Values.server.tls.enabled -}}
+{{- if eq .part "env" }}
+- name: NOSANA_SECRETS_CA_FILE
+  value: /etc/nosana-secrets/ca/ca.crt
+{{- else if eq .part "mount" }}
+- name: server-ca
+  mountPath: /etc/nosana-secrets/ca
+  readOnly: true
+{{- else }}
+# Only the CA: the server's key stays with the server.
+- name: server-ca
+  secret:
+    secretName: {{ include "nosana-secrets.tlsSecretName" .root }}
+    items:
+      - key: ca.crt
+        path: ca.crt
+    defaultMode: 0444
+{{- end }}
+{{- end -}}
 {{- end -}}
 
 {{- define "nosana-secrets.storageIsSqlite" -}}
