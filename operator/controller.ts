@@ -9,7 +9,7 @@ import {
 import type { EventRecorder } from './events.js';
 import { messageOf, type KubeClients } from './kube/clients.js';
 import { ResilientInformer } from './kube/informer.js';
-import type { OperatorMetrics } from './metrics.js';
+import type { BindingCondition, OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconcile/binding.js';
 import { DELETED, OwnWrites } from './reconcile/own-writes.js';
@@ -95,11 +95,12 @@ export class Controller {
     await Promise.all(this.workers);
   }
 
-  /** Ready status and reason of every cached binding, for the bindings gauge. */
-  *conditions(): Iterable<{ status: string; reason: string }> {
+  /** Ready status and reason of every cached binding, for the bindings gauges. */
+  *conditions(): Iterable<BindingCondition> {
     for (const binding of this.bindings.cache.list()) {
       const ready = readyCondition(binding);
-      yield ready ? { status: ready.status, reason: ready.reason } : { status: 'Unknown', reason: Reason.Pending };
+      const { namespace, name } = binding.metadata;
+      yield ready ? { namespace, name, status: ready.status, reason: ready.reason } : { namespace, name, status: 'Unknown', reason: Reason.Pending };
     }
   }
 

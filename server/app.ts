@@ -12,6 +12,9 @@ import { StorageUnavailableError } from './storage/contract.js';
 
 export const WELCOME = 'Nosana secret manager is running: see /v1/openapi.json for the API';
 
+/** Routes of probes and scrapes, left out of the request metrics. */
+const NOT_TRAFFIC = new Set(['/health', '/healthz', '/readyz', '/metrics']);
+
 function errorBody(type: string, message: string) {
   return { type, error: message };
 }
@@ -46,6 +49,9 @@ export async function buildApp(context: ServerContext): Promise<FastifyInstance>
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
+    // Probes and scrapes arrive every few seconds from the kubelet and Prometheus: counted, they would dilute the
+    // error ratio and the latency of the requests users make.
+    if (NOT_TRAFFIC.has(route)) return;
     const labels = { method: request.method, route, status: String(reply.statusCode) };
     context.metrics.httpRequests.inc(labels);
     context.metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);

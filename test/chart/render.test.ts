@@ -108,7 +108,8 @@ describe('the chart', () => {
     const rules = find(objects, 'PrometheusRule');
     const alerts = (rules.spec as { groups: { rules: { alert: string; labels: Record<string, string> }[] }[] }).groups.flatMap((g) => g.rules);
     expect(alerts.map((a) => a.alert)).toEqual(expect.arrayContaining([
-      'NosanaSecretsServerDown', 'NosanaSecretsFailedLoginSpike', 'NosanaSecretsMountsFailing', 'NosanaSecretsReconcileErrors',
+      'NosanaSecretsServerDown', 'NosanaSecretsFailedLoginSpike', 'NosanaSecretsMountsFailing', 'NosanaSecretsBindingNotReady',
+      'NosanaSecretsOperatorDown', 'NosanaSecretsInjectorDown',
     ]));
     for (const alert of alerts) expect(alert.labels.team, alert.alert).toBe('platform');
 
