@@ -61,6 +61,8 @@ describe('the chart', () => {
       'Deployment/nsx-nosana-secrets-operator',
       'Deployment/nsx-nosana-secrets-server',
       'PersistentVolumeClaim/nsx-nosana-secrets-data',
+      'PodDisruptionBudget/nsx-nosana-secrets-operator',
+      'PodDisruptionBudget/nsx-nosana-secrets-server',
       'Role/nsx-nosana-secrets-operator-leader-election',
       'RoleBinding/nsx-nosana-secrets-operator-leader-election',
       'Secret/nsx-nosana-secrets-keys',
