@@ -4,7 +4,7 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import type { Logger } from '../common/log.js';
 import {
-  GROUP, MANAGED_BY, MANAGED_BY_LABEL, PLURAL, readyCondition, Reason, VERSION, type NosanaSecretBinding,
+  FORCE_SYNC_ANNOTATION, GROUP, MANAGED_BY, MANAGED_BY_LABEL, PLURAL, readyCondition, Reason, VERSION, type NosanaSecretBinding,
 } from './api/v1alpha1.js';
 import type { EventRecorder } from './events.js';
 import { messageOf, type KubeClients } from './kube/clients.js';
@@ -107,8 +107,9 @@ export class Controller {
   private onBinding(binding: NosanaSecretBinding): void {
     const { metadata } = binding;
     const key = keyOf(metadata.namespace, metadata.name);
-    // Our own status and finalizer writes leave the generation alone, so they cause no reconcile.
-    const fingerprint = `${metadata.generation}|${metadata.deletionTimestamp ?? ''}`;
+    // Our own status and finalizer writes leave the generation alone, so they cause no reconcile. A new force-sync
+    // annotation value does (annotations do not move the generation either): the values are read again at once.
+    const fingerprint = `${metadata.generation}|${metadata.deletionTimestamp ?? ''}|${metadata.annotations?.[FORCE_SYNC_ANNOTATION] ?? ''}`;
     if (this.seen.get(key) === fingerprint) return;
     this.seen.set(key, fingerprint);
     this.queue.add(key);

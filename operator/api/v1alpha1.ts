@@ -17,6 +17,10 @@ export const FINALIZER = `${GROUP}/cleanup`;
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'nosana-secrets-operator';
 export const BINDING_LABEL = `${GROUP}/binding`;
+/** Set or change it on a binding (any value, e.g. a date) to re-read the values at once, as ESO's force-sync. */
+export const FORCE_SYNC_ANNOTATION = `${GROUP}/force-sync`;
+/** On the pod template of a workload the operator restarted (rolloutOnChange): when, as `kubectl rollout restart`. */
+export const RESTARTED_AT_ANNOTATION = `${GROUP}/restartedAt`;
 /** Annotations on the env Secret (a job id may be longer than a label value may be). */
 export const JOB_ANNOTATION = `${GROUP}/job`;
 export const OWNER_ANNOTATION = `${GROUP}/owner`;
@@ -54,23 +58,24 @@ export type Reason = (typeof Reason)[keyof typeof Reason];
 
 export interface SecretEntry {
   key: string;
-  env?: string;
-  path?: string;
-  mode?: number;
+  env: string;
 }
 
-export interface LabelSelector {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[];
+/** What the env Secret looks like besides its data: its type, and labels and annotations of its own. */
+export interface EnvSecretTemplate {
+  type?: string;
+  metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
 }
 
 export interface NosanaSecretBindingSpec {
   job: string;
   owner: string;
   endpoint?: string;
-  podSelector?: LabelSelector;
   secretName?: string;
   secrets: SecretEntry[];
+  template?: EnvSecretTemplate;
+  /** Restart the Deployments, StatefulSets and DaemonSets that use the env Secret when its values change. */
+  rolloutOnChange?: boolean;
   nodeCredentialsRef: { name: string; key?: string };
   /** A Go duration (`30s`, `15m`, `1h30m`). */
   refreshInterval?: string;

@@ -16,12 +16,18 @@ export function envData(binding: NosanaSecretBinding, values: Record<string, str
   return data;
 }
 
+/** The labels of spec.template, then the operator's own (which its watch and the cleanup rely on, so they win). */
 export function desiredLabels(binding: NosanaSecretBinding): Record<string, string> {
-  return { [MANAGED_BY_LABEL]: MANAGED_BY, [BINDING_LABEL]: labelValue(binding.metadata.name) };
+  return { ...binding.spec.template?.metadata?.labels, [MANAGED_BY_LABEL]: MANAGED_BY, [BINDING_LABEL]: labelValue(binding.metadata.name) };
 }
 
 export function desiredAnnotations(binding: NosanaSecretBinding): Record<string, string> {
-  return { [JOB_ANNOTATION]: binding.spec.job, [OWNER_ANNOTATION]: binding.spec.owner };
+  return { ...binding.spec.template?.metadata?.annotations, [JOB_ANNOTATION]: binding.spec.job, [OWNER_ANNOTATION]: binding.spec.owner };
+}
+
+/** spec.template.type, default Opaque. A Secret's type cannot change: a different one means a new Secret. */
+export function desiredType(binding: NosanaSecretBinding): string {
+  return binding.spec.template?.type ?? 'Opaque';
 }
 
 export function newEnvSecret(binding: NosanaSecretBinding, name: string, data: Record<string, string>): V1Secret {
@@ -29,7 +35,7 @@ export function newEnvSecret(binding: NosanaSecretBinding, name: string, data: R
   return {
     apiVersion: 'v1',
     kind: 'Secret',
-    type: 'Opaque',
+    type: desiredType(binding),
     metadata: {
       name, namespace,
       labels: desiredLabels(binding),

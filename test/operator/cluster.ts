@@ -225,8 +225,7 @@ export interface OperatorWorld {
   operator: TestOperator;
 }
 
-export async function startOperatorWorld(namespacePrefix: string): Promise<OperatorWorld> {
-  const kc = kubeConfig();
+export async function startOperatorWorld(namespacePrefix: string, kc: KubeConfig = kubeConfig()): Promise<OperatorWorld> {
   await applyCrd(kc);
   const kube = clients(kc);
   const namespace = await createNamespace(kube, namespacePrefix);
