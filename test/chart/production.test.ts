@@ -7,7 +7,9 @@ import { parse } from 'yaml';
 import { CHART_DIR, RELEASE, find, helm, render, valuesFile, type KubeObject } from './helm.js';
 
 const PARTS = ['server', 'operator', 'injector'] as const;
-const WORKLOAD = { server: ['Deployment', '-server'], operator: ['Deployment', '-operator'], injector: ['DaemonSet', '-injector'] } as const;
+const WORKLOAD: Record<(typeof PARTS)[number], [string, string]> = {
+  server: ['Deployment', '-server'], operator: ['Deployment', '-operator'], injector: ['DaemonSet', '-injector'],
+};
 
 interface PodTemplate {
   metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
