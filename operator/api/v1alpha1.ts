@@ -61,6 +61,22 @@ export interface SecretEntry {
   env: string;
 }
 
+/** spec.dataFrom: every granted key under `prefix`, as a variable named by the rest of the key (see envNameFor). */
+export interface DataFrom {
+  prefix: string;
+  /** Put before each name, e.g. `DB_`. */
+  envPrefix?: string;
+  /** Upper-case the names (`db/password` under `db/` becomes `PASSWORD`). */
+  upperCase?: boolean;
+}
+
+/** The variable name of `key` taken by a dataFrom entry: the rest after the prefix, `/`, `.` and `-` as `_`. */
+export function envNameFor(key: string, from: DataFrom): string {
+  const rest = key.slice(from.prefix.length).replace(/[^A-Za-z0-9_]/g, '_');
+  const name = (from.envPrefix ?? '') + (from.upperCase ? rest.toUpperCase() : rest);
+  return /^[0-9]/.test(name) ? `_${name}` : name;
+}
+
 /** What the env Secret looks like besides its data: its type, and labels and annotations of its own. */
 export interface EnvSecretTemplate {
   type?: string;
@@ -72,7 +88,9 @@ export interface NosanaSecretBindingSpec {
   owner: string;
   endpoint?: string;
   secretName?: string;
-  secrets: SecretEntry[];
+  /** Keys by name; spec.dataFrom adds keys by prefix. At least one of the two. */
+  secrets?: SecretEntry[];
+  dataFrom?: DataFrom[];
   template?: EnvSecretTemplate;
   /** Restart the Deployments, StatefulSets and DaemonSets that use the env Secret when its values change. */
   rolloutOnChange?: boolean;

@@ -227,8 +227,9 @@ export class Reconciler {
     const endpoint = binding.spec.endpoint ?? this.options.defaultEndpoint;
     const { job, owner } = binding.spec;
     try {
-      const keys = [...new Set(binding.spec.secrets.map((s) => s.key))];
-      return await this.options.sessions.readJobSecrets(endpoint, keypair, job, owner, keys);
+      const keys = [...new Set((binding.spec.secrets ?? []).map((s) => s.key))];
+      const prefixes = (binding.spec.dataFrom ?? []).map((from) => from.prefix);
+      return await this.options.sessions.readJobSecrets(endpoint, keypair, job, owner, keys, prefixes);
     } catch (error) {
       if (error instanceof OwnerMismatchError) {
         throw new BindingProblem(Reason.AccessDenied, `job ${job} is granted to node ${keypair.address} by ${error.grantedBy}, not by spec.owner ${owner}`);

@@ -3,20 +3,27 @@
 // operator's watch sees it and nobody mistakes it for a hand-made Secret.
 import type { V1Secret } from '@kubernetes/client-node';
 import {
-  API_VERSION, BINDING_LABEL, JOB_ANNOTATION, KIND, MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION,
+  API_VERSION, BINDING_LABEL, envNameFor, JOB_ANNOTATION, KIND, MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION,
   type NosanaSecretBinding,
 } from '../api/v1alpha1.js';
 
-/** `data` of the env Secret: every entry with `env`, base64 as the Secret API wants it. */
+/**
+ * `data` of the env Secret, base64 as the Secret API wants it: each secrets entry under its env name, then each key
+ * found by a dataFrom prefix under its transformed name (explicit entries, then earlier dataFrom entries, win a name).
+ */
 export function envData(binding: NosanaSecretBinding, values: Record<string, string>): Record<string, string> {
   const data: Record<string, string> = {};
-  for (const entry of binding.spec.secrets) {
-    if (entry.env !== undefined) data[entry.env] = Buffer.from(values[entry.key] ?? '', 'utf8').toString('base64');
+  const encode = (value: string | undefined) => Buffer.from(value ?? '', 'utf8').toString('base64');
+  for (const entry of binding.spec.secrets ?? []) data[entry.env] = encode(values[entry.key]);
+  for (const from of binding.spec.dataFrom ?? []) {
+    for (const key of Object.keys(values).filter((k) => k.startsWith(from.prefix)).sort()) {
+      const name = envNameFor(key, from);
+      if (!(name in data)) data[name] = encode(values[key]);
+    }
   }
   return data;
 }
 
-/** The labels of spec.template, then the operator's own (which its watch and the cleanup rely on, so they win). */
 export function desiredLabels(binding: NosanaSecretBinding): Record<string, string> {
   return { ...binding.spec.template?.metadata?.labels, [MANAGED_BY_LABEL]: MANAGED_BY, [BINDING_LABEL]: labelValue(binding.metadata.name) };
 }

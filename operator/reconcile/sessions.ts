@@ -35,11 +35,13 @@ export class NodeSessions {
   constructor(private readonly timeoutMs = 10_000) {}
 
   /**
-   * Reads `owner`'s `keys` as the job's reader `keypair`. Throws OwnerMismatchError before reading when the grant
+   * Reads `owner`'s `keys`, and every granted key under `prefixes`, as the job's reader `keypair`. Throws OwnerMismatchError before reading when the grant
    * is another owner's, the server's ApiError (403 no grant or key not granted, 404 no such key), or
    * ServerUnreachableError.
    */
-  async readJobSecrets(endpoint: string, keypair: Keypair, job: string, owner: string, keys: string[]): Promise<Record<string, SecretValue>> {
+  async readJobSecrets(
+    endpoint: string, keypair: Keypair, job: string, owner: string, keys: string[], prefixes: string[] = [],
+  ): Promise<Record<string, SecretValue>> {
     const client = this.client(endpoint);
     for (let attempt = 1; ; attempt++) {
       const jobToken = await this.jobToken(endpoint, keypair, job);
@@ -50,7 +52,11 @@ export class NodeSessions {
         continue;
       }
       try {
-        return (await client.readSecrets(jobToken.token, keys)).secrets;
+        // spec.dataFrom: every granted key under each prefix, read with the named keys in one call.
+        const found = await Promise.all(prefixes.map((prefix) => client.readableKeys(jobToken.token, prefix)));
+        const all = [...new Set([...keys, ...found.flat()])];
+        if (all.length === 0) return {};
+        return (await client.readSecrets(jobToken.token, all)).secrets;
       } catch (error) {
         // The server restarted with a new signing key, or a token expired early: start afresh once.
         if (attempt > 1 || !isTokenRefusal(error)) throw error;

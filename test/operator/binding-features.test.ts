@@ -120,6 +120,28 @@ describe('a NosanaSecretBinding, as users of External Secrets expect', () => {
     expect(event.note).not.toContain('v2');
   });
 
+  it('takes every granted key under a dataFrom prefix, named by the rest of the key, and follows new keys', async () => {
+    const values = { 'db/host': 'db.internal', 'db/read-only.password': 'pw', 'other/token': 'tok' };
+    await grant(world, 'job-prefix', values);
+    await world.server.client.putSecret(world.owner.token, 'db/not-granted', 'hidden');
+    await createBinding(kube, bindingObject(namespace, 'prefixed', bindingSpec(world, 'job-prefix', [{ key: 'other/token', env: 'TOKEN' }], {
+      dataFrom: [{ prefix: 'db/', envPrefix: 'DB_', upperCase: true }], refreshInterval: '1s',
+    })));
+    const binding = await waitForReady(kube, namespace, 'prefixed', 'True', 'SecretsResolved');
+    expect(binding.status?.keys?.map((k) => k.key)).toEqual(['db/host', 'db/read-only.password', 'other/token']);
+    expect(decoded((await getSecret(kube, namespace, 'prefixed'))!)).toEqual({ TOKEN: 'tok', DB_HOST: 'db.internal', DB_READ_ONLY_PASSWORD: 'pw' });
+
+    // A key granted later under the prefix appears on the next refresh.
+    await grant(world, 'job-prefix', { ...values, 'db/user': 'app' });
+    await waitFor('DB_USER in the Secret', async () => (await secretValue('prefixed', 'DB_USER')) === 'app');
+  });
+
+  it('refuses a binding that names no keys at all, neither secrets nor dataFrom', async () => {
+    const { secrets: _secrets, ...spec } = bindingSpec(world, 'job-none', []);
+    const refused = await createBinding(kube, bindingObject(namespace, 'nothing', spec)).then(() => '', (error: unknown) => String((error as { body?: unknown }).body ?? error));
+    expect(refused).toMatch(/name the keys to read: secrets .*, dataFrom .*, or both/);
+  });
+
   it('shows the last sync time in `kubectl get nsb`', async () => {
     await grant(world, 'job-column', { 'column/token': 'x' });
     await createBinding(kube, bindingObject(namespace, 'column', bindingSpec(world, 'job-column', [{ key: 'column/token', env: 'TOKEN' }])));
