@@ -165,6 +165,15 @@ export class SecretsClient {
     return this.request('GET', `/v1/secrets/${encodeKey(key)}`, token);
   }
 
+  /**
+   * The names of the keys under `prefix` this token may read (a job token: the granted keys that exist). The
+   * compatible route answers values too; only the names are kept, and read again with their versions by readSecrets.
+   */
+  async readableKeys(token: string, prefix: string): Promise<string[]> {
+    const values = await this.request<Record<string, string>>('GET', `/secrets?prefix=${encodeURIComponent(prefix)}`, token);
+    return Object.keys(values);
+  }
+
   /** Reads several keys in one call; the answer has every key asked for, or the call fails naming the key. */
   readSecrets(token: string, keys: string[]): Promise<{ secrets: Record<string, SecretValue> }> {
     return this.request('POST', '/v1/read', token, { keys });

@@ -77,14 +77,16 @@ export class NodeSessions {
    * that failed. A refusal of a cached token is checked once with fresh tokens, so the error names today's cause
    * (a revoked grant fails the exchange, not the read) and a server restarted with a new signing key costs nothing.
    */
-  async readJobSecrets(endpoint: string, keypair: Keypair, job: string, owner: string, keys: string[]): Promise<Record<string, SecretValue>> {
+  async readJobSecrets(
+    endpoint: string, keypair: Keypair, job: string, owner: string, keys: string[], prefixes: string[] = [],
+  ): Promise<Record<string, SecretValue>> {
     const ownerId = `${endpoint}\0${keypair.address}`;
     const jobId = `${ownerId}\0${job}\0${owner}`;
     for (let attempt = 1; ; attempt++) {
       const { held, cached } = this.jobToken(endpoint, keypair, jobId, job, owner);
       const token = await held.token;
       try {
-        return (await this.call('read', () => this.client(endpoint).readSecrets(token, keys))).secrets;
+        return await this.call('read', () => this.readKeysAndPrefixes(this.client(endpoint), token, keys, prefixes));
       } catch (error) {
         if (attempt > 1 || !(error instanceof ServerCallError) || error.status !== 403) throw error;
         const tokenRefused = isTokenRefusal(error.error);
@@ -94,6 +96,14 @@ export class NodeSessions {
         if (tokenRefused) this.tokens.delete(ownerId);
       }
     }
+  }
+
+  /** `keys`, and every granted key under each of `prefixes` (a binding's spec.dataFrom), read in one call. */
+  private async readKeysAndPrefixes(client: SecretsClient, token: string, keys: string[], prefixes: string[]): Promise<Record<string, SecretValue>> {
+    const found = await Promise.all(prefixes.map((prefix) => client.readableKeys(token, prefix)));
+    const all = prefixes.length === 0 ? keys : [...new Set([...keys, ...found.flat()])];
+    if (all.length === 0) return {};
+    return (await client.readSecrets(token, all)).secrets;
   }
 
   private jobToken(endpoint: string, keypair: Keypair, jobId: string, job: string, owner: string): { held: Held; cached: boolean } {

@@ -4,12 +4,14 @@
 import type { V1Secret } from '@kubernetes/client-node';
 import type { AllowedEndpoints } from '../common/endpoints.js';
 import type { Logger } from '../common/log.js';
-import { GROUP, PLURAL, readyCondition, Reason, VERSION, type NosanaSecretBinding } from './api/v1alpha1.js';
+import {
+  FORCE_SYNC_ANNOTATION, GROUP, MANAGED_BY, MANAGED_BY_LABEL, PLURAL, readyCondition, Reason, VERSION, type NosanaSecretBinding,
+} from './api/v1alpha1.js';
 import type { EventRecorder } from './events.js';
 import { messageOf, type KubeClients } from './kube/clients.js';
 import { ResilientInformer } from './kube/informer.js';
 import { SecretWatches } from './kube/secret-watches.js';
-import type { OperatorMetrics } from './metrics.js';
+import type { BindingCondition, OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconcile/binding.js';
 import { DELETED, OwnWrites } from './reconcile/own-writes.js';
@@ -85,19 +87,21 @@ export class Controller {
     await Promise.all(this.workers);
   }
 
-  /** Ready status and reason of every cached binding, for the bindings gauge. */
-  *conditions(): Iterable<{ status: string; reason: string }> {
+  /** Ready status and reason of every cached binding, for the bindings gauges. */
+  *conditions(): Iterable<BindingCondition> {
     for (const binding of this.bindings.cache.list()) {
       const ready = readyCondition(binding);
-      yield ready ? { status: ready.status, reason: ready.reason } : { status: 'Unknown', reason: Reason.Pending };
+      const { namespace, name } = binding.metadata;
+      yield ready ? { namespace, name, status: ready.status, reason: ready.reason } : { namespace, name, status: 'Unknown', reason: Reason.Pending };
     }
   }
 
   private onBinding(binding: NosanaSecretBinding): void {
     const { metadata } = binding;
     const key = keyOf(metadata.namespace, metadata.name);
-    // Our own status and finalizer writes leave the generation alone, so they cause no reconcile.
-    const fingerprint = `${metadata.generation}|${metadata.deletionTimestamp ?? ''}`;
+    // Our own status and finalizer writes leave the generation alone, so they cause no reconcile. A new force-sync
+    // annotation value does (annotations do not move the generation either): the values are read again at once.
+    const fingerprint = `${metadata.generation}|${metadata.deletionTimestamp ?? ''}|${metadata.annotations?.[FORCE_SYNC_ANNOTATION] ?? ''}`;
     if (this.seen.get(key) === fingerprint) return;
     this.seen.set(key, fingerprint);
     this.queue.add(key);

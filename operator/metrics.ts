@@ -12,13 +12,21 @@ export interface OperatorMetrics {
   reconcileDuration: Histogram<'result'>;
   queueDepth: Gauge;
   bindings: Gauge<'condition' | 'reason'>;
+  bindingCondition: Gauge<'binding_namespace' | 'binding' | 'condition' | 'status' | 'reason'>;
   leader: Gauge;
+}
+
+export interface BindingCondition {
+  namespace: string;
+  name: string;
+  status: string;
+  reason: string;
 }
 
 export interface MetricSources {
   queueDepth: () => number;
   /** The Ready condition status and reason of every binding in the cache. */
-  bindingConditions: () => Iterable<{ status: string; reason: string }>;
+  bindingConditions: () => Iterable<BindingCondition>;
 }
 
 export function createOperatorMetrics(sources: MetricSources): OperatorMetrics {
@@ -56,6 +64,20 @@ export function createOperatorMetrics(sources: MetricSources): OperatorMetrics {
           counts.set(id, entry);
         }
         for (const { condition, reason, count } of counts.values()) this.set({ condition, reason }, count);
+      },
+    }),
+    // One series per binding, as External Secrets' externalsecret_status_condition: an alert can name the one binding
+    // that is not Ready, however slowly it retries. The binding's namespace is binding_namespace, because Prometheus
+    // sets `namespace` to the operator's own. Only the leader exports them (a standby has no cache).
+    bindingCondition: new Gauge({
+      name: 'nosana_secrets_operator_binding_condition',
+      help: 'The Ready condition of each NosanaSecretBinding: 1 on the series of its current status and reason',
+      labelNames: ['binding_namespace', 'binding', 'condition', 'status', 'reason'], registers,
+      collect() {
+        this.reset();
+        for (const { namespace, name, status, reason } of sources.bindingConditions()) {
+          this.set({ binding_namespace: namespace, binding: name, condition: 'Ready', status, reason }, 1);
+        }
       },
     }),
     leader: new Gauge({

@@ -22,6 +22,8 @@ export const WELCOME = 'Nosana secret manager is running: see /v1/openapi.json f
 const MAX_PARAM_LENGTH = 3 * JOB_MAX_LENGTH;
 // How often Node looks for requests past their headers or request deadline.
 const DEADLINE_CHECK_INTERVAL_MS = 1000;
+/** Routes of probes and scrapes, left out of the request metrics. */
+const NOT_TRAFFIC = new Set(['/health', '/healthz', '/readyz', '/metrics']);
 
 function errorBody(type: string, message: string) {
   return { type, error: message };
@@ -80,6 +82,9 @@ export async function buildApp(context: ServerContext, tls?: TlsPair): Promise<F
 
   app.addHook('onResponse', async (request, reply) => {
     const route = request.routeOptions.url ?? 'unmatched';
+    // Probes and scrapes arrive every few seconds from the kubelet and Prometheus: counted, they would dilute the
+    // error ratio and the latency of the requests users make.
+    if (NOT_TRAFFIC.has(route)) return;
     const labels = { method: request.method, route, status: String(reply.statusCode) };
     context.metrics.httpRequests.inc(labels);
     context.metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);

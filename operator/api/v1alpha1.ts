@@ -17,6 +17,10 @@ export const FINALIZER = `${GROUP}/cleanup`;
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
 export const MANAGED_BY = 'nosana-secrets-operator';
 export const BINDING_LABEL = `${GROUP}/binding`;
+/** Set or change it on a binding (any value, e.g. a date) to re-read the values at once, as ESO's force-sync. */
+export const FORCE_SYNC_ANNOTATION = `${GROUP}/force-sync`;
+/** On the pod template of a workload the operator restarted (rolloutOnChange): when, as `kubectl rollout restart`. */
+export const RESTARTED_AT_ANNOTATION = `${GROUP}/restartedAt`;
 /** Annotations on the env Secret (a job id may be longer than a label value may be). */
 export const JOB_ANNOTATION = `${GROUP}/job`;
 export const OWNER_ANNOTATION = `${GROUP}/owner`;
@@ -58,23 +62,42 @@ export type Reason = (typeof Reason)[keyof typeof Reason];
 
 export interface SecretEntry {
   key: string;
-  env?: string;
-  path?: string;
-  mode?: number;
+  env: string;
 }
 
-export interface LabelSelector {
-  matchLabels?: Record<string, string>;
-  matchExpressions?: { key: string; operator: 'In' | 'NotIn' | 'Exists' | 'DoesNotExist'; values?: string[] }[];
+/** spec.dataFrom: every granted key under `prefix`, as a variable named by the rest of the key (see envNameFor). */
+export interface DataFrom {
+  prefix: string;
+  /** Put before each name, e.g. `DB_`. */
+  envPrefix?: string;
+  /** Upper-case the names (`db/password` under `db/` becomes `PASSWORD`). */
+  upperCase?: boolean;
+}
+
+/** The variable name of `key` taken by a dataFrom entry: the rest after the prefix, `/`, `.` and `-` as `_`. */
+export function envNameFor(key: string, from: DataFrom): string {
+  const rest = key.slice(from.prefix.length).replace(/[^A-Za-z0-9_]/g, '_');
+  const name = (from.envPrefix ?? '') + (from.upperCase ? rest.toUpperCase() : rest);
+  return /^[0-9]/.test(name) ? `_${name}` : name;
+}
+
+/** What the env Secret looks like besides its data: its type, and labels and annotations of its own. */
+export interface EnvSecretTemplate {
+  type?: string;
+  metadata?: { labels?: Record<string, string>; annotations?: Record<string, string> };
 }
 
 export interface NosanaSecretBindingSpec {
   job: string;
   owner: string;
   endpoint?: string;
-  podSelector?: LabelSelector;
   secretName?: string;
-  secrets: SecretEntry[];
+  /** Keys by name; spec.dataFrom adds keys by prefix. At least one of the two. */
+  secrets?: SecretEntry[];
+  dataFrom?: DataFrom[];
+  template?: EnvSecretTemplate;
+  /** Restart the Deployments, StatefulSets and DaemonSets that use the env Secret when its values change. */
+  rolloutOnChange?: boolean;
   nodeCredentialsRef: { name: string; key?: string };
   /** A Go duration (`30s`, `15m`, `1h30m`). */
   refreshInterval?: string;

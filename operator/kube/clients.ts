@@ -4,7 +4,7 @@
 // on every request; only the TLS options (CA, client certificate) are taken once.
 import { Agent } from 'node:https';
 import {
-  ApiException, CoordinationV1Api, CoreV1Api, createConfiguration, CustomObjectsApi, EventsV1Api, KubeConfig,
+  ApiException, AppsV1Api, CoordinationV1Api, CoreV1Api, createConfiguration, CustomObjectsApi, EventsV1Api, KubeConfig,
   ServerConfiguration, type RequestContext, type SecurityAuthentication,
 } from '@kubernetes/client-node';
 
@@ -41,6 +41,8 @@ export interface KubeClients {
   custom: CustomObjectsApi;
   coordination: CoordinationV1Api;
   events: EventsV1Api;
+  /** Deployments, StatefulSets and DaemonSets, for spec.rolloutOnChange. */
+  apps: AppsV1Api;
   /** Closes the pooled connections. */
   close(): void;
 }
@@ -69,6 +71,7 @@ export function createKubeClients(kubeConfig: KubeConfig): KubeClients {
     custom: new CustomObjectsApi(configuration),
     coordination: new CoordinationV1Api(configuration),
     events: new EventsV1Api(configuration),
+    apps: new AppsV1Api(configuration),
     close: () => authentication.close(),
   };
 }

@@ -17,7 +17,8 @@ import {
 import type { EventRecorder } from '../events.js';
 import { messageOf, statusOf, type KubeClients } from '../kube/clients.js';
 import { SecretsForbiddenError, type SecretWatches } from '../kube/secret-watches.js';
-import { envData, envSecretPatch, isControlledBy, newEnvSecret } from './env-secret.js';
+import { desiredType, envData, envSecretPatch, isControlledBy, newEnvSecret } from './env-secret.js';
+import { restartWorkloadsUsing } from './rollout.js';
 import { DELETED, type OwnWrites } from './own-writes.js';
 import { buildReadyCondition, isTransition, sameStatus } from './status.js';
 
@@ -131,6 +132,7 @@ export class Reconciler {
         `Secret ${name} updated: ${changed.map((k) => `${k.key} v${k.version}`).join(', ') || 'restored to the current values'}`);
     }
     if (change !== 'unchanged') log.info({ secret: name, change, versions: keys }, `env Secret ${change}`);
+    if (change === 'updated' && binding.spec.rolloutOnChange) await this.rollout(binding, name, now, log);
     return { result: 'success', reason: Reason.SecretsResolved, requeueAfterMs: refreshMs };
   }
 
@@ -253,8 +255,9 @@ export class Reconciler {
   private async readValues(binding: NosanaSecretBinding, endpoint: string, keypair: Keypair): Promise<Record<string, SecretValue>> {
     const { job, owner } = binding.spec;
     try {
-      const keys = [...new Set(binding.spec.secrets.map((s) => s.key))];
-      return await this.options.sessions.readJobSecrets(endpoint, keypair, job, owner, keys);
+      const keys = [...new Set((binding.spec.secrets ?? []).map((s) => s.key))];
+      const prefixes = (binding.spec.dataFrom ?? []).map((from) => from.prefix);
+      return await this.options.sessions.readJobSecrets(endpoint, keypair, job, owner, keys, prefixes);
     } catch (error) {
       if (!(error instanceof ServerCallError)) throw error;
       if (error.unreachable) throw new BindingProblem(Reason.ServerUnreachable, error.message);
@@ -271,7 +274,7 @@ export class Reconciler {
     let existing = this.options.secrets.get(name, namespace);
     if (!existing) {
       try {
-        await this.trackWrite(binding, name, () => core.createNamespacedSecret({ namespace, body: newEnvSecret(binding, name, data) }));
+        await this.createEnvSecret(binding, name, data);
         return 'created';
       } catch (error) {
         if (statusOf(error) !== 409) throw error;
@@ -282,10 +285,43 @@ export class Reconciler {
     if (!isControlledBy(existing, binding)) {
       throw new BindingProblem(Reason.SecretConflict, `Secret ${namespace}/${name} exists and does not belong to this binding: delete it or set spec.secretName to another name`);
     }
+    if ((existing.type ?? 'Opaque') !== desiredType(binding)) {
+      // spec.template.type changed, and a Secret's type is immutable: replace the Secret.
+      await this.deleteEnvSecrets(binding, undefined);
+      await this.createEnvSecret(binding, name, data);
+      return 'updated';
+    }
     const patch = envSecretPatch(existing, binding, data);
     if (!patch) return 'unchanged';
     await this.trackWrite(binding, name, () => core.patchNamespacedSecret({ name, namespace, body: patch }));
     return 'updated';
+  }
+
+  /** spec.rolloutOnChange: restart the workloads that use the env Secret; the values are synced either way. */
+  private async rollout(binding: NosanaSecretBinding, name: string, now: Date, log: Logger): Promise<void> {
+    try {
+      const restarted = await restartWorkloadsUsing(this.options.kube, binding.metadata.namespace, name, now);
+      if (restarted.length === 0) return;
+      await this.options.events.record(binding, 'Normal', 'RolloutRestarted', `restarted ${restarted.join(', ')}: Secret ${name} changed`);
+      log.info({ secret: name, restarted }, 'workloads restarted');
+    } catch (error) {
+      if (statusOf(error) !== 403) throw error;
+      await this.options.events.record(binding, 'Warning', 'RolloutForbidden',
+        `Secret ${name} changed but the operator may not restart workloads: install the chart with operator.rolloutOnChange=true`);
+    }
+  }
+
+  private async createEnvSecret(binding: NosanaSecretBinding, name: string, data: Record<string, string>): Promise<void> {
+    const namespace = binding.metadata.namespace;
+    try {
+      await this.trackWrite(binding, name, () => this.options.kube.core.createNamespacedSecret({ namespace, body: newEnvSecret(binding, name, data) }));
+    } catch (error) {
+      // The API server checks a typed Secret's keys (kubernetes.io/basic-auth wants username or password, ...).
+      if (statusOf(error) === 422) {
+        throw new BindingProblem(Reason.InvalidSpec, `Secret ${namespace}/${name} of type ${desiredType(binding)} is refused: ${messageOf(error)}`, false);
+      }
+      throw error;
+    }
   }
 
   /** Deletes the env Secrets this binding controls, except `keep`; returns the names deleted. */

@@ -3,25 +3,38 @@
 // operator's watch sees it and nobody mistakes it for a hand-made Secret.
 import type { V1Secret } from '@kubernetes/client-node';
 import {
-  API_VERSION, BINDING_LABEL, JOB_ANNOTATION, KIND, MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION,
+  API_VERSION, BINDING_LABEL, envNameFor, JOB_ANNOTATION, KIND, MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION,
   type NosanaSecretBinding,
 } from '../api/v1alpha1.js';
 
-/** `data` of the env Secret: every entry with `env`, base64 as the Secret API wants it. */
+/**
+ * `data` of the env Secret, base64 as the Secret API wants it: each secrets entry under its env name, then each key
+ * found by a dataFrom prefix under its transformed name (explicit entries, then earlier dataFrom entries, win a name).
+ */
 export function envData(binding: NosanaSecretBinding, values: Record<string, string>): Record<string, string> {
   const data: Record<string, string> = {};
-  for (const entry of binding.spec.secrets) {
-    if (entry.env !== undefined) data[entry.env] = Buffer.from(values[entry.key] ?? '', 'utf8').toString('base64');
+  const encode = (value: string | undefined) => Buffer.from(value ?? '', 'utf8').toString('base64');
+  for (const entry of binding.spec.secrets ?? []) data[entry.env] = encode(values[entry.key]);
+  for (const from of binding.spec.dataFrom ?? []) {
+    for (const key of Object.keys(values).filter((k) => k.startsWith(from.prefix)).sort()) {
+      const name = envNameFor(key, from);
+      if (!(name in data)) data[name] = encode(values[key]);
+    }
   }
   return data;
 }
 
 export function desiredLabels(binding: NosanaSecretBinding): Record<string, string> {
-  return { [MANAGED_BY_LABEL]: MANAGED_BY, [BINDING_LABEL]: labelValue(binding.metadata.name) };
+  return { ...binding.spec.template?.metadata?.labels, [MANAGED_BY_LABEL]: MANAGED_BY, [BINDING_LABEL]: labelValue(binding.metadata.name) };
 }
 
 export function desiredAnnotations(binding: NosanaSecretBinding): Record<string, string> {
-  return { [JOB_ANNOTATION]: binding.spec.job, [OWNER_ANNOTATION]: binding.spec.owner };
+  return { ...binding.spec.template?.metadata?.annotations, [JOB_ANNOTATION]: binding.spec.job, [OWNER_ANNOTATION]: binding.spec.owner };
+}
+
+/** spec.template.type, default Opaque. A Secret's type cannot change: a different one means a new Secret. */
+export function desiredType(binding: NosanaSecretBinding): string {
+  return binding.spec.template?.type ?? 'Opaque';
 }
 
 export function newEnvSecret(binding: NosanaSecretBinding, name: string, data: Record<string, string>): V1Secret {
@@ -29,7 +42,7 @@ export function newEnvSecret(binding: NosanaSecretBinding, name: string, data: R
   return {
     apiVersion: 'v1',
     kind: 'Secret',
-    type: 'Opaque',
+    type: desiredType(binding),
     metadata: {
       name, namespace,
       labels: desiredLabels(binding),

@@ -96,6 +96,8 @@ export const ALL_FEATURES = {
     tolerations: [{ key: 'dedicated', operator: 'Equal', value: 'secrets', effect: 'NoSchedule' }],
     affinity: { podAntiAffinity: { preferredDuringSchedulingIgnoredDuringExecution: [{ weight: 100, podAffinityTerm: { topologyKey: 'kubernetes.io/hostname', labelSelector: { matchLabels: { 'app.kubernetes.io/component': 'server' } } } }] } },
     extraEnv: [{ name: 'TOKEN_TTL_SECONDS', value: '600' }],
+    topologySpreadConstraints: [{ maxSkew: 1, topologyKey: 'topology.kubernetes.io/zone', whenUnsatisfiable: 'ScheduleAnyway' }],
+    podDisruptionBudget: { minAvailable: 1 },
     serviceAccount: { annotations: { 'eks.amazonaws.com/role-arn': 'arn:aws:iam::123456789012:role/nosana-secrets' } },
   },
   operator: { replicaCount: 2, defaultEndpoint: 'https://secrets.example.com' },

@@ -13,39 +13,19 @@ import { startOperator } from '../../operator/main.js';
 import { startServer, type RunningServer } from '../../server/main.js';
 import { ALL_FEATURES, CHART_DIR, REPO_DIR, find, parseManifests, render } from './helm.js';
 import { establishCrds, kubeConfig, strictClient } from './kube.js';
-import { exportedNames, metricNamesIn } from './promql.js';
+import { dashboardExpressions, exportedNames, metricNamesIn } from './promql.js';
 
-/** Series Prometheus makes itself for every target; no process exports them. */
-const PROMETHEUS_SERIES = new Set(['up']);
+/** Series Prometheus makes itself (for every target, and for alerts); no process exports them. */
+const PROMETHEUS_SERIES = new Set(['up', 'ALERTS']);
 
-type Part = 'server' | 'operator' | 'injector';
+type Part = 'server' | 'operator' | 'injector' | 'csi-driver';
 
 /** Which process must export a name: the operator's and injector's own metrics carry their part in the name. */
 function partOf(name: string): Part {
+  if (!name.startsWith('nosana_secrets_')) return 'csi-driver';
   if (name.startsWith('nosana_secrets_operator_')) return 'operator';
   if (name.startsWith('nosana_secrets_injector_')) return 'injector';
   return 'server';
-}
-
-interface DashboardPanel { title?: string; targets?: { expr?: string }[]; panels?: DashboardPanel[] }
-interface Dashboard { panels: DashboardPanel[]; templating: { list: { query?: string | { query?: string } }[] } }
-
-/** Every expression of the dashboard (panels, nested rows, template variables), with where it is. */
-function dashboardExpressions(): { where: string; expr: string }[] {
-  const dashboard = JSON.parse(readFileSync(join(CHART_DIR, 'dashboards/nosana-secrets.json'), 'utf8')) as Dashboard;
-  const found: { where: string; expr: string }[] = [];
-  const walk = (panels: DashboardPanel[]) => {
-    for (const panel of panels) {
-      for (const target of panel.targets ?? []) if (target.expr) found.push({ where: `panel "${panel.title}"`, expr: target.expr });
-      walk(panel.panels ?? []);
-    }
-  };
-  walk(dashboard.panels);
-  for (const variable of dashboard.templating.list) {
-    const query = typeof variable.query === 'string' ? variable.query : variable.query?.query;
-    if (query?.includes('(')) found.push({ where: 'template variable', expr: query });
-  }
-  return found;
 }
 
 async function alertExpressions(): Promise<{ where: string; expr: string }[]> {
@@ -83,7 +63,11 @@ describe('the dashboard and the alert rules', () => {
   beforeAll(async () => {
     stateDir = mkdtempSync(join(tmpdir(), 'ns-chart-metrics-'));
     server = await startServer(
-      { PORT: '0', HOST: '127.0.0.1', STORAGE_CONNECTION: `sqlite://${stateDir}/db.sqlite`, SECRETS_STATE_DIR: stateDir },
+      {
+        PORT: '0', HOST: '127.0.0.1', STORAGE_CONNECTION: `sqlite://${stateDir}/db.sqlite`, SECRETS_STATE_DIR: stateDir,
+        // The Nosana grant source's metrics exist only with that source on; nothing is called at start-up (loopback).
+        GRANT_SOURCES: 'api,nosana', NOSANA_RPC_URL: 'http://127.0.0.1:9', IPFS_GATEWAY: 'http://127.0.0.1:9',
+      },
       createLogger('server', 'warn'),
     );
   });

@@ -1,3 +1,7 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CHART_DIR } from './helm.js';
+
 // Finds the metric names a PromQL expression reads, and the names a /metrics page exports, so the dashboard and the
 // alert rules can be checked against what the processes really serve.
 
@@ -41,4 +45,36 @@ export function exportedNames(page: string): Set<string> {
     else names.add(name);
   }
   return names;
+}
+
+export interface DashboardTarget { expr?: string; format?: string; instant?: boolean }
+export interface DashboardPanel {
+  type: string;
+  title?: string;
+  targets?: DashboardTarget[];
+  panels?: DashboardPanel[];
+  fieldConfig?: { defaults?: { unit?: string }; overrides?: unknown[] };
+}
+export interface Dashboard { panels: DashboardPanel[]; templating: { list: { name: string; query?: string | { query?: string } }[] } }
+
+export function readDashboard(): Dashboard {
+  return JSON.parse(readFileSync(join(CHART_DIR, 'dashboards/nosana-secrets.json'), 'utf8')) as Dashboard;
+}
+
+/** Every panel, nested rows included. */
+export function dashboardPanels(dashboard: Dashboard = readDashboard()): DashboardPanel[] {
+  return dashboard.panels.flatMap((panel) => [panel, ...dashboardPanels({ ...dashboard, panels: panel.panels ?? [] })]);
+}
+
+/** Every expression of the dashboard (panels, nested rows, template variables), with where it is. */
+export function dashboardExpressions(dashboard: Dashboard = readDashboard()): { where: string; expr: string }[] {
+  const found: { where: string; expr: string }[] = [];
+  for (const panel of dashboardPanels(dashboard)) {
+    for (const target of panel.targets ?? []) if (target.expr) found.push({ where: `panel "${panel.title}"`, expr: target.expr });
+  }
+  for (const variable of dashboard.templating.list) {
+    const query = typeof variable.query === 'string' ? variable.query : variable.query?.query;
+    if (query?.includes('(')) found.push({ where: `template variable ${variable.name}`, expr: query });
+  }
+  return found;
 }

@@ -63,6 +63,8 @@ describe('the chart', () => {
       'Job/nsx-nosana-secrets-create-keys',
       'NetworkPolicy/nsx-nosana-secrets-server',
       'PersistentVolumeClaim/nsx-nosana-secrets-data',
+      'PodDisruptionBudget/nsx-nosana-secrets-operator',
+      'PodDisruptionBudget/nsx-nosana-secrets-server',
       'Role/nsx-nosana-secrets-create-keys',
       'Role/nsx-nosana-secrets-operator-leader-election',
       'RoleBinding/nsx-nosana-secrets-create-keys',
@@ -112,7 +114,8 @@ describe('the chart', () => {
     const rules = find(objects, 'PrometheusRule');
     const alerts = (rules.spec as { groups: { rules: { alert: string; labels: Record<string, string> }[] }[] }).groups.flatMap((g) => g.rules);
     expect(alerts.map((a) => a.alert)).toEqual(expect.arrayContaining([
-      'NosanaSecretsServerDown', 'NosanaSecretsFailedLoginSpike', 'NosanaSecretsMountsFailing', 'NosanaSecretsReconcileErrors',
+      'NosanaSecretsServerDown', 'NosanaSecretsFailedLoginSpike', 'NosanaSecretsMountsFailing', 'NosanaSecretsBindingNotReady',
+      'NosanaSecretsOperatorDown', 'NosanaSecretsInjectorDown',
     ]));
     for (const alert of alerts) expect(alert.labels.team, alert.alert).toBe('platform');
 

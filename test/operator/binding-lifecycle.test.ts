@@ -24,7 +24,7 @@ describe('a NosanaSecretBinding', () => {
   it('gets its env Secret and a Ready status with the key versions', async () => {
     await grant(world, 'job-apply', { 'api/token': 'tok-1', 'db/password': 'pw-1' });
     await createBinding(kube, bindingObject(namespace, 'apply', bindingSpec(world, 'job-apply', [
-      { key: 'api/token', env: 'API_TOKEN' }, { key: 'db/password', env: 'DB_PASSWORD', path: 'db/password', mode: 256 },
+      { key: 'api/token', env: 'API_TOKEN' }, { key: 'db/password', env: 'DB_PASSWORD' },
     ])));
 
     const binding = await waitForReady(kube, namespace, 'apply', 'True', 'SecretsResolved');

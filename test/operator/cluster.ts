@@ -227,9 +227,10 @@ export interface OperatorWorld {
 }
 
 export async function startOperatorWorld(
-  namespacePrefix: string, options: { tls?: { env: Record<string, string>; caFile: string }; operatorEnv?: Record<string, string> } = {},
+  namespacePrefix: string,
+  options: { kc?: KubeConfig; tls?: { env: Record<string, string>; caFile: string }; operatorEnv?: Record<string, string> } = {},
 ): Promise<OperatorWorld> {
-  const kc = kubeConfig();
+  const kc = options.kc ?? kubeConfig();
   await applyCrd(kc);
   const kube = clients(kc);
   const namespace = await createNamespace(kube, namespacePrefix);

@@ -26,7 +26,11 @@ function freePort(): Promise<number> {
   });
 }
 
-export async function startPrivateApiServer(): Promise<PrivateApiServer> {
+/**
+ * With `ownStorage`, the server keeps its objects under an etcd prefix of its own: a cluster apart (its own CRDs too),
+ * for tests that need this worktree's CRD while other test runs apply theirs to the shared server.
+ */
+export async function startPrivateApiServer(options: { ownStorage?: boolean } = {}): Promise<PrivateApiServer> {
   const state = process.env.NS_TEST_STATE ?? '/tmp/nosana-secrets-test';
   const kubeconfigPath = process.env.KUBECONFIG;
   if (!kubeconfigPath) throw new Error('KUBECONFIG is not set: run `bash test/env up kube` first');
@@ -37,6 +41,7 @@ export async function startPrivateApiServer(): Promise<PrivateApiServer> {
   const args = [
     ...sharedArgs.filter((arg) => !arg.startsWith('--secure-port=') && !arg.startsWith('--cert-dir=')),
     `--secure-port=${port}`, `--cert-dir=${mkdtempSync(join(tmpdir(), 'nss-apiserver-'))}`,
+    ...(options.ownStorage ? [`--etcd-prefix=/nss-private-${port}-${process.pid}`] : []),
   ];
   const url = `https://127.0.0.1:${port}`;
   const sharedUrl = new KubeConfig();

@@ -52,6 +52,17 @@ describe('operating the server', () => {
     expect(body).not.toContain('metric-secret-value');
   });
 
+  it('leaves probes and scrapes out of the request metrics, so they do not dilute error ratios and latency', async () => {
+    const quiet = await startTestServer();
+    for (const path of ['/health', '/healthz', '/readyz', '/metrics', '/healthz']) await call(quiet.url, 'GET', path);
+    await call(quiet.url, 'GET', '/');
+    const { body } = await call(quiet.url, 'GET', '/metrics');
+    const counted = [...body.matchAll(/^nosana_secrets_http_requests_total\{[^}]*route="([^"]+)"/gm)].map((m) => m[1]);
+    expect(counted).toEqual(['/']);
+    expect(body).not.toMatch(/nosana_secrets_http_request_duration_seconds_count\{[^}]*route="\/(health|healthz|readyz|metrics)"/);
+    await quiet.close();
+  });
+
   it('audits every login, write, read, grant and delete as structured events, never with a value', async () => {
     const owner = await newAccount(server);
     const node = await newAccount(server);

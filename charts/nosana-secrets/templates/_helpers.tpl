@@ -117,3 +117,12 @@ annotations:
 {{- define "nosana-secrets.keysSecretName" -}}
 {{- default (include "nosana-secrets.partName" (dict "root" . "part" "keys")) .Values.server.keys.existingSecret -}}
 {{- end -}}
+
+{{/* A part's topologySpreadConstraints; a constraint without labelSelector spreads that part's own pods. Call with
+  (dict "root" $ "part" "server"). */}}
+{{- define "nosana-secrets.topologySpreadConstraints" -}}
+{{- $part := . -}}
+{{- range (index .root.Values .part).topologySpreadConstraints }}
+- {{- toYaml (merge (deepCopy .) (dict "labelSelector" (dict "matchLabels" (include "nosana-secrets.selectorLabels" $part | fromYaml)))) | nindent 2 }}
+{{- end }}
+{{- end -}}
