@@ -56,12 +56,31 @@ function requireName(kind: 'key' | 'job', value: string | undefined, usage: stri
   return value;
 }
 
+/** A job login names the job and the owner whose grant it reads: the job id alone could be any key's grant. */
+interface JobScope {
+  job: string;
+  owner: string;
+}
+
+/** The --job and --owner of a command, both or neither. */
+function jobScope(values: { job?: string; owner?: string }, usage: string): JobScope | undefined {
+  if (values.job === undefined) {
+    if (values.owner !== undefined) throw new CliError('--owner goes with --job', `usage: ${usage}`, 2);
+    return undefined;
+  }
+  const job = requireName('job', values.job, usage);
+  if (values.owner === undefined) {
+    throw new CliError(`--job ${job} needs --owner`, `name the address that granted the job (the owner prints it with ${named('address')}): --owner ADDRESS`, 2);
+  }
+  return { job, owner: values.owner };
+}
+
 class Session {
   private readonly cacheFile = join(configDir(), 'tokens.json');
   constructor(readonly client: SecretsClient, readonly endpoint: string, readonly keypair: Keypair) {}
 
-  private cacheKey(job?: string): string {
-    return `${this.endpoint}|${this.keypair.address}|${job ?? ''}`;
+  private cacheKey(scope?: JobScope): string {
+    return `${this.endpoint}|${this.keypair.address}|${scope ? `${scope.job}|${scope.owner}` : ''}`;
   }
 
   private async readCache(): Promise<Record<string, CachedToken>> {
@@ -72,34 +91,34 @@ class Session {
     }
   }
 
-  private async writeCache(job: string | undefined, token: CachedToken | undefined): Promise<void> {
+  private async writeCache(scope: JobScope | undefined, token: CachedToken | undefined): Promise<void> {
     const cache = await this.readCache();
     const now = Date.now();
     for (const [key, value] of Object.entries(cache)) if (Date.parse(value.expiresAt) < now) delete cache[key];
-    if (token) cache[this.cacheKey(job)] = token;
-    else delete cache[this.cacheKey(job)];
+    if (token) cache[this.cacheKey(scope)] = token;
+    else delete cache[this.cacheKey(scope)];
     await mkdir(dirname(this.cacheFile), { recursive: true, mode: 0o700 });
     await writeFile(this.cacheFile, JSON.stringify(cache, null, 2), { mode: 0o600 });
   }
 
-  async login(job?: string): Promise<CachedToken> {
-    const token = await this.client.login(this.keypair, job);
-    await this.writeCache(job, token);
+  async login(scope?: JobScope): Promise<CachedToken> {
+    const token = await this.client.login(this.keypair, scope?.job, scope?.owner);
+    await this.writeCache(scope, token);
     return token;
   }
 
   /** Runs `action` with a valid token; a token the server no longer accepts is replaced once. */
-  async withToken<T>(action: (token: string) => Promise<T>, job?: string): Promise<T> {
-    const cached = (await this.readCache())[this.cacheKey(job)];
+  async withToken<T>(action: (token: string) => Promise<T>, scope?: JobScope): Promise<T> {
+    const cached = (await this.readCache())[this.cacheKey(scope)];
     if (cached && Date.parse(cached.expiresAt) - TOKEN_MARGIN_MS > Date.now()) {
       try {
         return await action(cached.token);
       } catch (error) {
         if (!(error instanceof ApiError && error.status === 403 && /token/.test(error.message))) throw error;
-        await this.writeCache(job, undefined);
+        await this.writeCache(scope, undefined);
       }
     }
-    return action((await this.login(job)).token);
+    return action((await this.login(scope)).token);
   }
 }
 
@@ -113,6 +132,7 @@ export async function runClientCommand(command: string, args: string[]): Promise
       keypair: { type: 'string' },
       out: { type: 'string' },
       job: { type: 'string' },
+      owner: { type: 'string' },
       prefix: { type: 'string' },
       reader: { type: 'string', multiple: true },
     },
@@ -152,8 +172,7 @@ export async function runClientCommand(command: string, args: string[]): Promise
   try {
     switch (command) {
       case 'login': {
-        const job = values.job === undefined ? undefined : requireName('job', values.job, 'login [--job JOB]');
-        out((await session.login(job)).token);
+        out((await session.login(jobScope(values, 'login [--job JOB --owner ADDRESS]'))).token);
         return;
       }
       case 'set': {
@@ -174,9 +193,8 @@ export async function runClientCommand(command: string, args: string[]): Promise
         return;
       }
       case 'get': {
-        const key = requireName('key', positionals[0], 'get KEY [--job JOB]');
-        const job = values.job === undefined ? undefined : requireName('job', values.job, 'get KEY [--job JOB]');
-        const secret = await session.withToken((token) => client.getSecret(token, key), job);
+        const key = requireName('key', positionals[0], 'get KEY [--job JOB --owner ADDRESS]');
+        const secret = await session.withToken((token) => client.getSecret(token, key), jobScope(values, 'get KEY [--job JOB --owner ADDRESS]'));
         process.stdout.write(secret.value);
         if (process.stdout.isTTY) process.stdout.write('\n');
         return;

@@ -85,13 +85,21 @@ file, and warns when the file is inside a git work tree (a private key is one \`
     usage: 'address [--keypair FILE]',
     summary: 'print the address of a keypair file (to give to an owner as --reader, for example)',
   },
-  login: { usage: 'login [--job JOB]', summary: 'log in and print the token (with --job, the read-only token of that job)' },
+  login: {
+    usage: 'login [--job JOB --owner ADDRESS]',
+    summary: 'log in and print the token (with --job, the read-only token of that job as granted by --owner)',
+  },
   set: {
     usage: 'set KEY [VALUE|-]',
     summary: 'store a secret; with - or no VALUE it is read from stdin (keeps it out of shell history)',
   },
   list: { usage: 'list [--prefix P]', summary: 'list your secret names with version and times (never values)' },
-  get: { usage: 'get KEY [--job JOB]', summary: 'print one value (with --job, read it as a reader of that job)' },
+  get: {
+    usage: 'get KEY [--job JOB --owner ADDRESS]',
+    summary: 'print one value (with --job, read it as a reader of that job, from the grant of --owner)',
+    details: `A job login always names the owner whose grant it reads: anyone may grant any job id, so the job id alone
+could pick a stranger's grant.`,
+  },
   delete: { usage: 'delete KEY', summary: 'delete a secret' },
   grant: {
     usage: 'grant JOB KEY... --reader ADDRESS [--reader ADDRESS...]',

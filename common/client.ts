@@ -121,15 +121,15 @@ export class SecretsClient {
    * Logs in with a signed message; with `job`, the token is the read-only token of that job. The message is bound to
    * the server's audience when it advertises one, so no other server that sees the login can use it here.
    */
-  async login(keypair: Keypair, job?: string): Promise<{ token: string; expiresAt: string }> {
+  async login(keypair: Keypair, job?: string, owner?: string): Promise<{ token: string; expiresAt: string }> {
     const audience = await this.loginAudience();
     try {
-      return await this.request('POST', '/login', undefined, signLogin(keypair, { job, audience }));
+      return await this.request('POST', '/login', undefined, signLogin(keypair, { job, owner, audience }));
     } catch (error) {
       // The server's audience changed since it was asked (LOGIN_AUDIENCE set, or JWT_SECRET replaced): ask again once.
       if (audience === undefined || !(error instanceof ApiError && error.message.startsWith('login is signed for audience'))) throw error;
       this.audience = undefined;
-      return this.request('POST', '/login', undefined, signLogin(keypair, { job, audience: await this.loginAudience() }));
+      return this.request('POST', '/login', undefined, signLogin(keypair, { job, owner, audience: await this.loginAudience() }));
     }
   }
 

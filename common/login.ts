@@ -25,6 +25,8 @@ export interface LoginRequest {
   signature: string;
   timestamp: number;
   job?: string;
+  /** With `job`: the owner whose grant to use. Our clients always name it, so no other key's grant can stand in. */
+  owner?: string;
   /** Present when the message signed is the bound form for this audience. */
   audience?: string;
 }
@@ -80,11 +82,12 @@ function nextTimestamp(address: string): number {
   return timestamp;
 }
 
-export function signLogin(keypair: Keypair, options: { job?: string; timestamp?: number; audience?: string } = {}): LoginRequest {
+export function signLogin(keypair: Keypair, options: { job?: string; owner?: string; timestamp?: number; audience?: string } = {}): LoginRequest {
   const timestamp = options.timestamp ?? nextTimestamp(keypair.address);
   const signature = nacl.sign.detached(new TextEncoder().encode(loginMessage(timestamp, options.audience)), keypair.secretKey);
   const request: LoginRequest = { address: keypair.address, signature: bs58.encode(signature), timestamp };
   if (options.job !== undefined) request.job = options.job;
+  if (options.owner !== undefined) request.owner = options.owner;
   if (options.audience !== undefined) request.audience = options.audience;
   return request;
 }

@@ -148,7 +148,7 @@ describe('the rendered chart on a real kube-apiserver', () => {
     await runJobs(await hooks());
     expect(await keysOf(release), 'the keys after a new install').toEqual(first);
     await helmIn('uninstall', release, '--no-hooks');
-  });
+  }, 120_000);
 
   /**
    * Does what the cluster would do with each rendered Job (this API server has no kubelet): creates its

@@ -60,9 +60,15 @@ beforeAll(async () => {
   for (const name of [releaseNamespace, jobsNamespace, otherNamespace]) {
     await admin.core.createNamespace({ body: { metadata: { name } } });
   }
+  // No kubelet here to run the chart's hook Job, which would create the keys Secret: helm skips hooks, and the
+  // Secret the Job makes is created as the Job would, so there is a keys Secret for the operator to be kept from.
   const installed = await helm(['install', release, CHART_DIR, '--namespace', releaseNamespace,
-    '--set', `operator.namespaces={${jobsNamespace}}`, '--skip-crds']);
+    '--set', `operator.namespaces={${jobsNamespace}}`, '--skip-crds', '--no-hooks']);
   expect(installed.code, installed.stderr).toBe(0);
+  await admin.core.createNamespacedSecret({
+    namespace: releaseNamespace,
+    body: { metadata: { name: keysSecret }, stringData: { JWT_SECRET: 'not-a-real-secret', ENCRYPTION_KEYS: 'not-a-real-key' } },
+  });
   operatorKc = await serviceAccountKubeConfig(kc);
   world = await startSecretsWorld();
   await createNodeCredentials(admin, jobsNamespace, NODE_CREDENTIALS, world.node);
@@ -72,7 +78,7 @@ beforeAll(async () => {
 afterAll(async () => {
   for (const operator of operators) await operator.close();
   await world?.close();
-  await helm(['uninstall', release, '--namespace', releaseNamespace]);
+  await helm(['uninstall', release, '--namespace', releaseNamespace, '--no-hooks']);
   for (const name of [releaseNamespace, jobsNamespace, otherNamespace]) {
     await admin?.core.deleteNamespace({ name }).catch(() => undefined);
   }

@@ -106,9 +106,10 @@ describe('the owner\'s client commands', () => {
 
     expect((await run(['grant', 'job-7', 'API_KEY', '--reader', node], { cwd: dir, env })).code).toBe(0);
     expect((await run(['grants'], { cwd: dir, env })).stdout).toContain(`job-7\tkeys API_KEY\treaders ${node}`);
-    const asNode = await run(['get', 'API_KEY', '--job', 'job-7', '--keypair', join(dir, 'node.json')], { cwd: dir, env });
+    const owner = (await run(['address'], { cwd: dir, env })).stdout.trim();
+    const asNode = await run(['get', 'API_KEY', '--job', 'job-7', '--owner', owner, '--keypair', join(dir, 'node.json')], { cwd: dir, env });
     expect(asNode.stdout).toBe('from-stdin-value');
-    const notGranted = await run(['get', 'OTHER', '--job', 'job-7', '--keypair', join(dir, 'node.json')], { cwd: dir, env });
+    const notGranted = await run(['get', 'OTHER', '--job', 'job-7', '--owner', owner, '--keypair', join(dir, 'node.json')], { cwd: dir, env });
     expect(notGranted.code).toBe(1);
     expect(notGranted.stderr).toContain('not granted to job job-7');
     expect(notGranted.stderr).not.toContain('inline');
@@ -118,6 +119,30 @@ describe('the owner\'s client commands', () => {
     const gone = await run(['get', 'OTHER'], { cwd: dir, env });
     expect(gone.code).toBe(1);
     expect(gone.stderr).toContain('fix: run `nosana-secrets list`');
+  });
+
+  it('a job read names its owner, so a stranger granting the same job id to the node is never read instead', async () => {
+    const node = (await run(['keygen', '--out', join(dir, 'node-s.json')], { cwd: dir, env })).stdout.trim();
+    const owner = (await run(['address'], { cwd: dir, env })).stdout.trim();
+    const strangerEnv = { ...env, NOSANA_SECRETS_KEYPAIR: join(dir, 'stranger.json') };
+    const stranger = (await run(['keygen', '--out', join(dir, 'stranger.json')], { cwd: dir, env })).stdout.trim();
+    expect((await run(['set', 'SHARED', 'the-owners-value'], { cwd: dir, env })).code).toBe(0);
+    expect((await run(['set', 'SHARED', 'the-strangers-value'], { cwd: dir, env: strangerEnv })).code).toBe(0);
+    expect((await run(['grant', 'job-s', 'SHARED', '--reader', node], { cwd: dir, env: strangerEnv })).code).toBe(0);
+
+    const noOwner = await run(['get', 'SHARED', '--job', 'job-s', '--keypair', join(dir, 'node-s.json')], { cwd: dir, env });
+    expect(noOwner.code).toBe(2);
+    expect(noOwner.stderr).toContain('--job job-s needs --owner');
+    // Only the stranger granted job-s: naming the real owner is a refusal, never the stranger's value.
+    const refused = await run(['get', 'SHARED', '--job', 'job-s', '--owner', owner, '--keypair', join(dir, 'node-s.json')], { cwd: dir, env });
+    expect(refused.code).toBe(1);
+    expect(refused.stdout).toBe('');
+    expect(refused.stderr).not.toContain('the-strangers-value');
+
+    expect((await run(['grant', 'job-s', 'SHARED', '--reader', node], { cwd: dir, env })).code).toBe(0);
+    const read = await run(['get', 'SHARED', '--job', 'job-s', '--owner', owner, '--keypair', join(dir, 'node-s.json')], { cwd: dir, env });
+    expect(read.stdout).toBe('the-owners-value');
+    expect(stranger).not.toBe(owner);
   });
 
   it('errors say what went wrong and how to fix it, with a non-zero exit', async () => {
