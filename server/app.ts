@@ -93,7 +93,7 @@ export async function buildApp(context: ServerContext): Promise<FastifyInstance>
     }
   });
   app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
-    reply.type(context.metrics.registry.contentType).send(await context.metrics.registry.metrics()));
+    reply.type(context.metrics.registry.contentType).send(await context.metrics.collect()));
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 
   loginRoutes(app, context);

@@ -1,5 +1,6 @@
 // The server's entry: settings, storage, encryption, grant sources, the HTTP app, and a graceful shutdown.
 import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
 import type { Env } from '../common/config.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { buildApp } from './app.js';
@@ -24,6 +25,11 @@ export interface RunningServer {
 }
 
 const PURGE_INTERVAL_MS = 60_000;
+
+export interface StartOptions {
+  /** For a cluster worker: where /metrics gets its text, given this process's registry (server/cluster.ts). */
+  metricsFrom?: (registry: Registry) => () => Promise<string>;
+}
 
 export async function createContext(config: ServerConfig, storage: Storage, log: Logger): Promise<ServerContext> {
   const metrics = createServerMetrics();
@@ -54,11 +60,12 @@ export async function createContext(config: ServerConfig, storage: Storage, log:
   };
 }
 
-export async function startServer(env: Env = process.env, log: Logger = createLogger('server')): Promise<RunningServer> {
+export async function startServer(env: Env = process.env, log: Logger = createLogger('server'), options: StartOptions = {}): Promise<RunningServer> {
   const config = loadServerConfig(env, log);
   const storage = await openStorage(config.storageConnection);
   await storage.init();
   const context = await createContext(config, storage, log);
+  if (options.metricsFrom) context.metrics.collect = options.metricsFrom(context.metrics.registry);
   const app = await buildApp(context);
   await app.listen({ port: config.port, host: config.host });
   const address = app.server.address();

@@ -1,10 +1,11 @@
 // The CLI as a user runs it: the built `nosana-secrets` (npm test builds it first), in its own processes.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseKeypairFile } from '../../common/login.js';
+import { startServerProcess } from '../helpers/server.js';
 
 const CLI = resolve('dist/cli/main.js');
 
@@ -21,23 +22,6 @@ function run(args: string[], options: { cwd: string; env?: Record<string, string
     child.on('close', (code) => done({ code, stdout, stderr }));
     child.stdin.end(options.input ?? '');
   });
-}
-
-/** Starts `nosana-secrets server` as the README says and waits until it answers. */
-async function startServerProcess(cwd: string, env: Record<string, string>): Promise<{ child: ChildProcess; url: string; stderr: () => string; stdout: () => string }> {
-  const child = spawn(process.execPath, [CLI, 'server'], { cwd, env: { ...process.env, HOST: '127.0.0.1', ...env } });
-  let stderr = '';
-  let stdout = '';
-  child.stderr!.on('data', (d: Buffer) => { stderr += d; });
-  child.stdout!.on('data', (d: Buffer) => { stdout += d; });
-  const url = await new Promise<string>((done, fail) => {
-    child.once('exit', (code) => fail(new Error(`server exited with ${code}: ${stderr}`)));
-    child.stderr!.on('data', () => {
-      const match = /open (http:\/\/\S+)/.exec(stderr);
-      if (match) done(match[1]!);
-    });
-  });
-  return { child, url, stderr: () => stderr, stdout: () => stdout };
 }
 
 let dir: string;

@@ -1,8 +1,9 @@
 // Starts a real secrets server (HTTP on a free loopback port, SQLite in a fresh temp dir) and captures its log
 // lines, so tests can also check what was logged.
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { SecretsClient } from '../../common/client.js';
 import { generateKeypair, signLogin, type Keypair } from '../../common/login.js';
 import { startServer, type RunningServer } from '../../server/main.js';
@@ -24,6 +25,23 @@ export async function startTestServer(env: Record<string, string> = {}, dir = mk
   };
   const server = await startServer(fullEnv, logger);
   return { ...server, dir, env: fullEnv, logs, client: new SecretsClient({ endpoint: server.url }) };
+}
+
+/** Starts `nosana-secrets server` (the build in dist/) as the README says and waits until it answers. */
+export async function startServerProcess(cwd: string, env: Record<string, string>): Promise<{ child: ChildProcess; url: string; stderr: () => string; stdout: () => string }> {
+  const child = spawn(process.execPath, [resolve('dist/cli/main.js'), 'server'], { cwd, env: { ...process.env, HOST: '127.0.0.1', ...env } });
+  let stderr = '';
+  let stdout = '';
+  child.stderr!.on('data', (d: Buffer) => { stderr += d; });
+  child.stdout!.on('data', (d: Buffer) => { stdout += d; });
+  const url = await new Promise<string>((done, fail) => {
+    child.once('exit', (code) => fail(new Error(`server exited with ${code}: ${stderr}`)));
+    child.stderr!.on('data', () => {
+      const match = /open (http:\/\/\S+)/.exec(stderr);
+      if (match) done(match[1]!);
+    });
+  });
+  return { child, url, stderr: () => stderr, stdout: () => stdout };
 }
 
 export interface Account {
