@@ -19,7 +19,7 @@ import { createKubeClients, loadKubeConfig } from '../operator/kube/clients.js';
 const { values } = parseArgs({
   options: {
     bindings: { type: 'string', default: '1000' },
-    workers: { type: 'string', default: '4' },
+    workers: { type: 'string', default: '16' },
     concurrency: { type: 'string', default: '16' },
     'heap-snapshot': { type: 'boolean', default: false },
     // The V8 limits the operator is deployed with (the chart sets them in NODE_OPTIONS): its live heap is ~50 MB at a
