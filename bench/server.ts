@@ -1,10 +1,12 @@
-// Benchmark of the secrets server over loopback HTTP. Run: `npm run build && node dist/bench/server.js
-// [--storage URL] [--secrets N] [--seconds S]`. The server runs as its own process (so its RSS is its own) on the
-// chosen storage (default: SQLite in a temp dir); autocannon drives it from this process. Every figure is printed
-// beside a baseline measured in the same run: GET /health, the cheapest route, on the same server.
+// Benchmark of the secrets server over loopback HTTP. Run: `npm run build && node dist/bench/server.js [--storage URL]
+// [--secrets N] [--seconds S] [--rounds R] [--base DIR]`. The server runs as its own processes (its RSS and CPU are
+// its own, summed over its workers) on the chosen storage (default: SQLite in a temp dir); autocannon drives it from
+// this process. Every figure is printed beside baselines measured in the same run: GET /health, the cheapest route,
+// on the same server; and with --base DIR, the same workloads against another build (a checkout with its own built
+// dist/, e.g. `git worktree add /tmp/base <commit>` + `npm run build`), the two builds alternating round by round.
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -19,27 +21,51 @@ const { values } = parseArgs({
     storage: { type: 'string' },
     secrets: { type: 'string', default: '100000' },
     seconds: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '3' },
     connections: { type: 'string', default: '32' },
-    // V8 flags for the server process only, e.g. '--max-semi-space-size=4' (a smaller young generation, less RSS).
+    // The build to compare with: a directory holding dist/cli/main.js.
+    base: { type: 'string' },
+    // The server's log level: `info` (the chart's default) writes the audit line of every read, as production does.
+    'log-level': { type: 'string', default: 'info' },
+    // V8 flags for the server processes only, e.g. '--max-semi-space-size=4' (a smaller young generation, less RSS).
     'node-options': { type: 'string', default: '' },
   },
 });
 const secretCount = Number(values.secrets);
 const seconds = Number(values.seconds);
+const rounds = Number(values.rounds);
 const connections = Number(values.connections);
-const dir = mkdtempSync(join(tmpdir(), 'nss-bench-'));
-const storage = values.storage ?? `sqlite://${join(dir, 'db.sqlite')}`;
+const JOB_KEYS = 20;
 
-function rssMb(pid: number): number {
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]);
-  return kb / 1024;
+/** The processes of a server: the one started and, with several workers, its children. */
+function processTree(pid: number): number[] {
+  const children = `/proc/${pid}/task/${pid}/children`;
+  const direct = existsSync(children) ? readFileSync(children, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number) : [];
+  return [pid, ...direct.flatMap(processTree)];
 }
 
-async function startServer(): Promise<{ url: string; pid: number; stop: () => void }> {
-  const child = spawn(process.execPath, [resolve(import.meta.dirname, '../cli/main.js'), 'server'], {
+function rssMb(pid: number): number {
+  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
+}
+
+/** CPU seconds the server's processes have used (user + system), from /proc. */
+function cpuSeconds(pid: number): number {
+  return processTree(pid).reduce((sum, p) => {
+    const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return sum + (Number(fields[11]) + Number(fields[12])) / 100;
+  }, 0);
+}
+
+interface Server { name: string; url: string; pid: number; stop: () => void; ownerToken: string; jobToken: string }
+
+async function startServer(name: string, root: string): Promise<Server> {
+  const dir = mkdtempSync(join(tmpdir(), 'nss-bench-'));
+  const storage = values.storage ?? `sqlite://${join(dir, 'db.sqlite')}`;
+  const child = spawn(process.execPath, [join(root, 'cli/main.js'), 'server'], {
     cwd: dir,
     env: {
-      ...process.env, NODE_OPTIONS: values['node-options'], PORT: '0', HOST: '127.0.0.1', STORAGE_CONNECTION: storage, LOG_LEVEL: 'warn', SECRETS_STATE_DIR: join(dir, 'state'),
+      ...process.env, NODE_OPTIONS: values['node-options'], PORT: '0', HOST: '127.0.0.1', STORAGE_CONNECTION: storage,
+      LOG_LEVEL: values['log-level'], SECRETS_STATE_DIR: join(dir, 'state'),
       // Every login of the load comes from this one source: the per-source limit would refuse nearly all of them.
       // The per-address limit stays on (each key logs in about 49 times), so its cost is part of the figure.
       LOGIN_RATE_LIMIT_PER_SOURCE: '0',
@@ -48,26 +74,39 @@ async function startServer(): Promise<{ url: string; pid: number; stop: () => vo
   });
   let stderr = '';
   const url = await new Promise<string>((done, fail) => {
-    child.once('exit', (code) => fail(new Error(`server exited with ${code}: ${stderr}`)));
+    child.once('exit', (code) => fail(new Error(`server ${name} exited with ${code}: ${stderr}`)));
     child.stderr!.on('data', (d: Buffer) => {
       stderr += d;
       const match = /open (http:\/\/\S+)/.exec(stderr);
       if (match) done(match[1]!);
     });
   });
-  return { url, pid: child.pid!, stop: () => child.kill('SIGTERM') };
+  const client = new SecretsClient({ endpoint: url });
+  const owner = generateKeypair();
+  const { token } = await client.login(owner);
+  // 100,000 secrets in batches of 1,000 through POST /secrets.
+  const storing = new Progress(`${name}: storing secrets`, { unit: 'secrets', total: secretCount });
+  for (let i = 0; i < secretCount; i += 1000) {
+    const batch: Record<string, string> = {};
+    for (let j = i; j < Math.min(i + 1000, secretCount); j++) batch[`KEY_${j}`] = `value-${j}-${'x'.repeat(32)}`;
+    const response = await fetch(`${url}/secrets`, {
+      method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ secrets: batch }),
+    });
+    if (!response.ok) throw new Error(`storing failed: ${response.status} ${await response.text()}`);
+    storing.update(Math.min(i + 1000, secretCount));
+  }
+  storing.done();
+  // A job granted 20 keys spread over the table, read as a whole set by GET /secrets, as a Mount or a sync does.
+  const jobKeys = Array.from({ length: JOB_KEYS }, (_, i) => `KEY_${(i * 4999) % secretCount}`);
+  await client.putGrant(token, 'bench-job', jobKeys, [owner.address]);
+  const { token: jobToken } = await client.jobToken(token, 'bench-job', owner.address);
+  return { name, url, pid: child.pid!, stop: () => child.kill('SIGTERM'), ownerToken: token, jobToken };
 }
 
-interface Figures { rps: number; p50: number; p99: number; errors: number; perCore: number }
+interface Figures { rps: number; p99: number; errors: number; perCpuSecond: number }
 
-/** CPU seconds the server process has used (user + system), from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
-
-async function load(name: string, options: autocannon.Options): Promise<Figures> {
-  const progress = new Progress(`measuring ${name} for ${seconds} s`, { unit: 'requests' });
+async function load(server: Server, label: string, options: autocannon.Options): Promise<Figures> {
+  const progress = new Progress(`${label} for ${seconds} s`, { unit: 'requests' });
   const cpuBefore = cpuSeconds(server.pid);
   const result = await new Promise<autocannon.Result>((done, fail) => {
     const run = autocannon({ connections, duration: seconds, ...options }, (error, figures) => (error ? fail(error) : done(figures)));
@@ -76,11 +115,10 @@ async function load(name: string, options: autocannon.Options): Promise<Figures>
   });
   progress.done(result.requests.total);
   const cpu = cpuSeconds(server.pid) - cpuBefore;
-  const non2xx = result.non2xx + result.errors;
   return {
-    rps: result.requests.average, p50: result.latency.p50, p99: result.latency.p99, errors: non2xx,
-    // The load generator shares the two cores: the server's own CPU per request says what one core of it can do.
-    perCore: result.requests.total / cpu,
+    rps: result.requests.average, p99: result.latency.p99, errors: result.non2xx + result.errors,
+    // The load generator shares the cores: the server's own CPU per request says what a core of it can do.
+    perCpuSecond: result.requests.total / cpu,
   };
 }
 
@@ -103,67 +141,67 @@ function loginBodies(count: number): string[] {
   return bodies;
 }
 
-const server = await startServer();
-const client = new SecretsClient({ endpoint: server.url });
-const owner = generateKeypair();
-const { token } = await client.login(owner);
-console.log(`storage: ${storage.replace(/:[^:@/]*@/, ':***@')}; server NODE_OPTIONS: ${values['node-options'] || '(none)'}`);
-console.log(`RSS at start: ${rssMb(server.pid).toFixed(0)} MB`);
-
-// Writes: 100,000 secrets in batches of 1,000 through POST /secrets.
-const storing = new Progress('storing secrets', { unit: 'secrets', total: secretCount });
-const writeStart = performance.now();
-for (let i = 0; i < secretCount; i += 1000) {
-  const batch: Record<string, string> = {};
-  for (let j = i; j < Math.min(i + 1000, secretCount); j++) batch[`KEY_${j}`] = `value-${j}-${'x'.repeat(32)}`;
-  const response = await fetch(`${server.url}/secrets`, {
-    method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' }, body: JSON.stringify({ secrets: batch }),
-  });
-  if (!response.ok) throw new Error(`storing failed: ${response.status} ${await response.text()}`);
-  storing.update(Math.min(i + 1000, secretCount));
-}
-storing.done();
-const writesPerSecond = secretCount / ((performance.now() - writeStart) / 1000);
-const rssLoaded = rssMb(server.pid);
-
-const baseline = await load('baseline', { url: `${server.url}/health` });
-// Static requests, which autocannon builds once: a function per request would measure the load generator, which
-// shares these two cores with the server.
-const reads = await load('reads', {
-  url: server.url,
-  headers: { authorization: `Bearer ${token}` },
-  requests: Array.from({ length: 1000 }, (_, i) => ({ method: 'GET' as const, path: `/secrets/KEY_${(i * 7919) % secretCount}` })),
-});
-process.stderr.write('signing login messages...\n');
-// Each signature is accepted once, and every autocannon connection cycles through a static list on its own: so
-// the bodies are handed out one by one, by a function kept as cheap as it can be.
-const bodies = loginBodies(Math.ceil(seconds * 6000));
-let used = 0;
-const logins = await load('logins', {
-  url: server.url,
-  headers: { 'content-type': 'application/json' },
-  requests: [{
-    method: 'POST',
-    path: '/login',
-    setupRequest: (request) => {
-      request.body = bodies[used++ % bodies.length];
-      return request;
+// Static requests where possible, which autocannon builds once: a function per request would measure the load
+// generator, which shares the cores with the server.
+const WORKLOADS: { name: string; options: (server: Server) => autocannon.Options }[] = [
+  { name: 'baseline GET /health', options: (s) => ({ url: `${s.url}/health` }) },
+  {
+    name: 'read one GET /secrets/:key', options: (s) => ({
+      url: s.url, headers: { authorization: `Bearer ${s.ownerToken}` },
+      requests: Array.from({ length: 1000 }, (_, i) => ({ method: 'GET' as const, path: `/secrets/KEY_${(i * 7919) % secretCount}` })),
+    }),
+  },
+  { name: `job read ${JOB_KEYS} keys GET /secrets`, options: (s) => ({ url: `${s.url}/secrets`, headers: { authorization: `Bearer ${s.jobToken}` } }) },
+  {
+    name: 'login POST /login', options: (s) => {
+      // Each signature is accepted once, and every autocannon connection cycles through a static list on its own:
+      // so the bodies are handed out one by one, by a function kept as cheap as it can be.
+      const bodies = loginBodies(Math.ceil(seconds * 12_000));
+      let used = 0;
+      return {
+        url: s.url, headers: { 'content-type': 'application/json' },
+        requests: [{ method: 'POST', path: '/login', setupRequest: (request) => { request.body = bodies[used++ % bodies.length]; return request; } }],
+      };
     },
-  }],
-});
-const rssAfter = rssMb(server.pid);
-const metricsText = await (await fetch(`${server.url}/metrics`)).text();
-const gauge = (name: string) => Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'm').exec(metricsText)?.[1] ?? NaN) / 1024 / 1024;
-server.stop();
+  },
+];
 
-const row = (name: string, f: Figures) =>
-  `${name.padEnd(28)} ${f.rps.toFixed(0).padStart(8)}/s  ${(f.rps / baseline.rps).toFixed(2).padStart(5)}x  p50 ${f.p50.toFixed(1).padStart(5)} ms  p99 ${f.p99.toFixed(1).padStart(5)} ms  ` +
-  `non-2xx ${f.errors}  server CPU: ${f.perCore.toFixed(0)} requests per core-second`;
-console.log(`\n${connections} connections, ${seconds} s each, loopback, ${secretCount} secrets stored`);
-console.log(row('baseline GET /health', baseline));
-console.log(row('reads GET /secrets/:key', reads));
-console.log(row('logins POST /login', logins));
-console.log(`writes (batches of 1,000)     ${writesPerSecond.toFixed(0).padStart(8)}/s`);
-console.log(`RSS after storing ${secretCount}: ${rssLoaded.toFixed(0)} MB; after the load: ${rssAfter.toFixed(0)} MB ` +
-  `(V8 heap ${gauge('nosana_secrets_nodejs_heap_size_total_bytes').toFixed(0)} MB, external ${gauge('nosana_secrets_nodejs_external_memory_bytes').toFixed(0)} MB)`);
-if (used > bodies.length) console.log(`note: ${used - bodies.length} login requests reused a signature (refused as replays)`);
+const servers = [await startServer('new', resolve(import.meta.dirname, '..'))];
+if (values.base !== undefined) servers.unshift(await startServer('base', resolve(values.base, 'dist')));
+const rssLoaded = new Map(servers.map((s) => [s.name, processTree(s.pid).map(rssMb)]));
+
+const results = new Map<string, Figures[]>();
+for (let round = 0; round < rounds; round++) {
+  // Alternated, so neither build always runs first (the machine is shared and its load drifts).
+  const order = round % 2 === 0 ? servers : [...servers].reverse();
+  for (const workload of WORKLOADS) {
+    for (const server of order) {
+      const key = `${server.name}\0${workload.name}`;
+      const label = `round ${round + 1}/${rounds}: ${server.name} ${workload.name}`;
+      results.set(key, [...(results.get(key) ?? []), await load(server, label, workload.options(server))]);
+    }
+  }
+}
+const rssAfter = new Map(servers.map((s) => [s.name, processTree(s.pid).map(rssMb)]));
+for (const server of servers) server.stop();
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+const mb = (xs: number[]) => xs.map((x) => x.toFixed(0)).join('+');
+console.log(`\n${connections} connections, ${seconds} s per step, ${rounds} rounds (medians), loopback, ${secretCount} secrets stored, ` +
+  `storage ${values.storage?.replace(/:[^:@/]*@/, ':***@') ?? 'sqlite (temp file)'}, LOG_LEVEL=${values['log-level']}, ` +
+  `SERVER_WORKERS=${process.env.SERVER_WORKERS ?? '(default)'}, server NODE_OPTIONS: ${values['node-options'] || '(none)'}`);
+for (const workload of WORKLOADS) {
+  for (const server of servers) {
+    const figures = results.get(`${server.name}\0${workload.name}`)!;
+    const rps = median(figures.map((f) => f.rps));
+    const health = median(results.get(`${server.name}\0${WORKLOADS[0]!.name}`)!.map((f) => f.rps));
+    const base = values.base === undefined || server.name === 'base' ? undefined
+      : median(results.get(`base\0${workload.name}`)!.map((f) => f.rps));
+    console.log(`${`${workload.name} [${server.name}]`.padEnd(40)} ${rps.toFixed(0).padStart(7)}/s  ${(rps / health).toFixed(2)}x health` +
+      `${base === undefined ? '' : `  ${(rps / base).toFixed(2)}x base`}  p99 ${median(figures.map((f) => f.p99)).toFixed(1)} ms  ` +
+      `${median(figures.map((f) => f.perCpuSecond)).toFixed(0)} per server CPU-s  non-2xx ${figures.reduce((n, f) => n + f.errors, 0)}`);
+  }
+}
+for (const server of servers) {
+  console.log(`RSS [${server.name}] per process (MB): after storing ${mb(rssLoaded.get(server.name)!)}; after the load ${mb(rssAfter.get(server.name)!)}`);
+}

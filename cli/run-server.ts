@@ -1,9 +1,10 @@
+import cluster from 'node:cluster';
 import { ConfigError } from '../common/config.js';
 import { createLogger } from '../common/log.js';
-import { startServer } from '../server/main.js';
+import { closeOnSignals } from '../common/shutdown.js';
+import { startServing, startWorker } from '../server/cluster.js';
 import { StorageConfigError } from '../server/storage/contract.js';
 import { CliError } from './usage.js';
-import { closeOnSignals } from '../common/shutdown.js';
 
 /** `nosana-secrets server [--host HOST] [--port PORT]`: the flags win over HOST and PORT. */
 export async function runServer(flags: { host?: string; port?: string } = {}): Promise<void> {
@@ -11,7 +12,8 @@ export async function runServer(flags: { host?: string; port?: string } = {}): P
   const env = { ...process.env, HOST: flags.host ?? process.env.HOST, PORT: flags.port ?? process.env.PORT };
   let server;
   try {
-    server = await startServer(env, log);
+    // SERVER_WORKERS > 1: this process is the primary, and each worker runs this same command.
+    server = cluster.isWorker ? await startWorker(env, log) : await startServing(env, log);
   } catch (error) {
     if (error instanceof ConfigError || error instanceof StorageConfigError) {
       throw new CliError(error.message, 'fix the environment variable or flag named above and start again');
@@ -21,7 +23,7 @@ export async function runServer(flags: { host?: string; port?: string } = {}): P
     if (code === 'EADDRNOTAVAIL') throw new CliError(`${env.HOST} is not an address of this machine`, 'pass --host (or set HOST) with one of its addresses, or 0.0.0.0 for all');
     throw error;
   }
-  process.stderr.write(`secret manager listening on ${server.listening}: open ${server.url}\n`);
+  if (cluster.isPrimary) process.stderr.write(`secret manager listening on ${server.listening}: open ${server.url}\n`);
   const running = server;
   closeOnSignals(log, () => running.close());
 }

@@ -15,6 +15,8 @@ export interface ProbeServerOptions {
   port: number;
   host?: string;
   registry: Registry;
+  /** The text of /metrics when it is not this registry's alone (the server's workers sum theirs in the primary). */
+  collect?: () => Promise<string>;
   /** Readiness: whether this process can do its work now. */
   ready: () => boolean | Promise<boolean>;
 }
@@ -23,7 +25,7 @@ export async function startProbeServer(options: ProbeServerOptions): Promise<Ser
   const server = createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/metrics') {
-      options.registry.metrics().then(
+      (options.collect ?? (() => options.registry.metrics()))().then(
         (text) => res.writeHead(200, { 'content-type': options.registry.contentType }).end(text),
         () => res.writeHead(500).end(),
       );

@@ -140,7 +140,7 @@ export async function buildApp(context: ServerContext, tls?: TlsPair): Promise<F
   // With METRICS_PORT, /metrics is served there only (main.ts), so the API port need not admit Prometheus.
   if (context.config.metricsPort === undefined) {
     app.get('/metrics', { schema: { hide: true } }, async (_request, reply) =>
-      reply.type(context.metrics.registry.contentType).send(await context.metrics.registry.metrics()));
+      reply.type(context.metrics.registry.contentType).send(await context.metrics.collect()));
   }
   app.get('/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
 

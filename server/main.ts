@@ -1,6 +1,7 @@
 // The server's entry: settings, storage, encryption, grant sources, the HTTP app, and a graceful shutdown.
 import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
+import type { Registry } from 'prom-client';
 import type { Env } from '../common/config.js';
 import { createLogger, type Logger } from '../common/log.js';
 import { startProbeServer } from '../common/metrics.js';
@@ -43,6 +44,11 @@ export function describeListen(host: string, port: number, scheme: 'http' | 'htt
   };
 }
 
+export interface StartOptions {
+  /** For a cluster worker: where /metrics gets its text, given this process's registry (server/cluster.ts). */
+  metricsFrom?: (registry: Registry) => () => Promise<string>;
+}
+
 export async function createContext(config: ServerConfig, storage: Storage, log: Logger): Promise<ServerContext> {
   const metrics = createServerMetrics();
   const sources: GrantSource[] = [];
@@ -73,11 +79,12 @@ export async function createContext(config: ServerConfig, storage: Storage, log:
   };
 }
 
-export async function startServer(env: Env = process.env, log: Logger = createLogger('server')): Promise<RunningServer> {
+export async function startServer(env: Env = process.env, log: Logger = createLogger('server'), options: StartOptions = {}): Promise<RunningServer> {
   const config = loadServerConfig(env, log);
   const storage = await openStorage(config.storageConnection);
   await storage.init();
   const context = await createContext(config, storage, log);
+  if (options.metricsFrom) context.metrics.collect = options.metricsFrom(context.metrics.registry);
   const tlsPair = config.tls === undefined ? undefined : readTlsPair(config.tls);
   const app = await buildApp(context, tlsPair);
   await app.listen({ port: config.port, host: config.host });
@@ -88,7 +95,7 @@ export async function startServer(env: Env = process.env, log: Logger = createLo
   const port = typeof address === 'object' && address ? address.port : config.port;
   const { listening, url } = describeListen(config.host, port, tlsPair === undefined ? 'http' : 'https');
   const metricsServer = config.metricsPort === undefined ? undefined : await startProbeServer({
-    port: config.metricsPort, host: config.host, registry: context.metrics.registry,
+    port: config.metricsPort, host: config.host, registry: context.metrics.registry, collect: context.metrics.collect,
     ready: () => storage.ping().then(() => true, () => false),
   });
   const metricsAddress = metricsServer?.address();

@@ -5,6 +5,8 @@ import { createRegistry } from '../common/metrics.js';
 
 export interface ServerMetrics {
   registry: Registry;
+  /** The text /metrics serves: this registry's, or with several workers every worker's summed (server/cluster.ts). */
+  collect: () => Promise<string>;
   httpRequests: Counter<'method' | 'route' | 'status'>;
   httpDuration: Histogram<'method' | 'route' | 'status'>;
   logins: Counter<'scope' | 'outcome'>;
@@ -19,6 +21,7 @@ export function createServerMetrics(): ServerMetrics {
   const registers = [registry];
   return {
     registry,
+    collect: () => registry.metrics(),
     httpRequests: new Counter({
       name: 'nosana_secrets_http_requests_total', help: 'HTTP requests by route template, method and status',
       labelNames: ['method', 'route', 'status'], registers,
@@ -48,6 +51,8 @@ export function createServerMetrics(): ServerMetrics {
     storageUp: new Gauge({
       name: 'nosana_secrets_storage_up', help: '1 when the last storage health check succeeded',
       labelNames: ['backend'], registers,
+      // Across workers: 1 only when every worker reached the storage.
+      aggregator: 'min',
     }),
   };
 }

@@ -43,6 +43,14 @@ function toSecret(row: SecretRow): SecretRecord {
   };
 }
 
+/** The columns the read path fetches, in the order of ReadRow: the owner is known, it is the query's. */
+const READ_COLUMNS = 'key, sealed, kek_id, version, created_at, updated_at';
+type ReadRow = [key: string, sealed: string, kekId: string, version: number, createdAt: number, updatedAt: number];
+
+function readRecord(owner: string, [key, sealed, kekId, version, createdAt, updatedAt]: ReadRow): SecretRecord {
+  return { owner, key, sealed, kekId, version, createdAt: new Date(createdAt), updatedAt: new Date(updatedAt) };
+}
+
 function toGrant(row: GrantRow): GrantRecord {
   return {
     owner: row.owner, job: row.job, readers: JSON.parse(row.readers) as string[], keys: JSON.parse(row.keys) as string[],
@@ -73,12 +81,16 @@ export class SqliteStorage implements Storage {
 
   private readonly statements = new WeakMap<Database.Database, Map<string, Database.Statement>>();
 
-  /** Prepared once per connection and SQL text: compiling SQL on every call would dominate a fast read. */
-  private prepare<Params extends unknown[], Row = unknown>(db: Database.Database, sql: string): Database.Statement<Params, Row> {
+  /**
+   * Prepared once per connection and SQL text: compiling SQL on every call would dominate a fast read. With `raw`,
+   * rows come back as arrays, which the read path uses: a keyed object per row cost more than the lookup itself.
+   */
+  private prepare<Params extends unknown[], Row = unknown>(db: Database.Database, sql: string, raw = false): Database.Statement<Params, Row> {
     let cache = this.statements.get(db);
     if (!cache) this.statements.set(db, (cache = new Map()));
-    let statement = cache.get(sql);
-    if (!statement) cache.set(sql, (statement = db.prepare(sql)));
+    const cacheKey = raw ? `raw:${sql}` : sql;
+    let statement = cache.get(cacheKey);
+    if (!statement) cache.set(cacheKey, (statement = raw ? db.prepare(sql).raw() : db.prepare(sql)));
     return statement as unknown as Database.Statement<Params, Row>;
   }
 
@@ -134,8 +146,8 @@ export class SqliteStorage implements Storage {
   }
 
   async getSecret(owner: string, key: string): Promise<SecretRecord | undefined> {
-    const row = this.prepare<[string, string], SecretRow>(this.open, 'SELECT * FROM secrets WHERE owner = ? AND key = ?').get(owner, key);
-    return row && toSecret(row);
+    const row = this.prepare<[string, string], ReadRow>(this.open, `SELECT ${READ_COLUMNS} FROM secrets WHERE owner = ? AND key = ?`, true).get(owner, key);
+    return row && readRecord(owner, row);
   }
 
   async getSecrets(owner: string, keys: string[]): Promise<SecretRecord[]> {
@@ -144,10 +156,9 @@ export class SqliteStorage implements Storage {
       const record = await this.getSecret(owner, keys[0]!);
       return record ? [record] : [];
     }
-    const rows = this.prepare<[string, string], SecretRow>(this.open, 
-      'SELECT * FROM secrets WHERE owner = ? AND key IN (SELECT value FROM json_each(?)) ORDER BY key',
-    ).all(owner, JSON.stringify(keys));
-    return rows.map(toSecret);
+    return this.prepare<[string, string], ReadRow>(this.open,
+      `SELECT ${READ_COLUMNS} FROM secrets WHERE owner = ? AND key IN (SELECT value FROM json_each(?)) ORDER BY key`, true,
+    ).all(owner, JSON.stringify(keys)).map((row) => readRecord(owner, row));
   }
 
   async listSecrets(owner: string, prefix = ''): Promise<SecretRecord[]> {

@@ -60,6 +60,8 @@ describe('200 slow clients against a server process', () => {
     server = await startServerProcess(dir, {
       PORT: '0', STORAGE_CONNECTION: `sqlite://${join(dir, 'db.sqlite')}`, SECRETS_STATE_DIR: join(dir, 'state'), LOG_LEVEL: 'warn',
       REQUEST_TIMEOUT_SECONDS: String(REQUEST_TIMEOUT_SECONDS), HEADERS_TIMEOUT_SECONDS: '2',
+      // One process, which holds every connection: the RSS read from its pid is then the whole server's.
+      SERVER_WORKERS: '1',
     });
   });
   afterAll(async () => { await server.stop(); });
