@@ -58,7 +58,7 @@ describe('a server with several workers', () => {
   });
 
   it('/metrics counts the requests of every worker, not only of the worker that answers', async () => {
-    const route = '/healthz';
+    const route = '/';
     const count = async () => {
       const text = await (await onNewConnection('/metrics')).text();
       const line = text.split('\n').find((l) => l.startsWith('nosana_secrets_http_requests_total{') && l.includes(`route="${route}"`));
