@@ -7,25 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKeypair, parseKeypairFile } from '../../common/login.js';
 import { Envelope, parseKeyring } from '../../server/encryption.js';
 import { SqliteStorage } from '../../server/storage/sqlite.js';
+import { CLI, runCli as run } from '../helpers/cli.js';
 import { startServerProcess, type ServerProcess } from '../helpers/server.js';
-
-const CLI = resolve('dist/cli/main.js');
-
-interface Run { code: number | null; stdout: string; stderr: string }
-
-function run(args: string[], options: { cwd: string; env?: Record<string, string>; input?: string; command?: string[] }): Promise<Run> {
-  const [file, ...head] = options.command ?? [process.execPath, CLI];
-  return new Promise((done, fail) => {
-    const child = spawn(file!, [...head, ...args], { cwd: options.cwd, env: { ...process.env, ...options.env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d; });
-    child.stderr.on('data', (d: Buffer) => { stderr += d; });
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-    child.stdin.end(options.input ?? '');
-  });
-}
 
 let dir: string;
 let server: ServerProcess;

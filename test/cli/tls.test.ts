@@ -1,30 +1,21 @@
 // The CLI against an HTTPS server: it trusts the server by the CA named with --ca-file or NOSANA_SECRETS_CA_FILE,
 // and refuses a server that CA did not sign, with the fix.
-import { spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCli, type Run } from '../helpers/cli.js';
 import { startTestServer, type TestServer } from '../helpers/server.js';
 import { issueServerCert, makeCa, type PemFiles } from '../helpers/tls.js';
 
-const CLI = resolve('dist/cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'nss-cli-tls-'));
 let ca: PemFiles;
 let otherCa: PemFiles;
 let server: TestServer;
 
-function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((done, fail) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: dir, env: { ...process.env, NOSANA_SECRETS_KEYPAIR: join(dir, 'owner.json'), ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d; });
-    child.stderr.on('data', (d: Buffer) => { stderr += d; });
-    child.on('error', fail);
-    child.on('close', (code) => done({ code, stdout, stderr }));
-    child.stdin.end('https-secret-value');
-  });
+/** The CLI with the owner's keypair, its stdin the value `set -` stores. */
+function cli(args: string[], env: Record<string, string>): Promise<Run> {
+  return runCli(args, { cwd: dir, env: { NOSANA_SECRETS_KEYPAIR: join(dir, 'owner.json'), ...env }, input: 'https-secret-value' });
 }
 
 beforeAll(async () => {
