@@ -85,6 +85,10 @@ describe('the chart', () => {
     const server = podSpec(find(objects, 'Deployment', '-server')).containers[0]!;
     expect(server.args).toEqual(['server']);
     expect(envOf(server, 'PORT')?.value).toBe('4124');
+    // Two workers of at most 64 connections each: what the 384Mi memory limit was sized for.
+    expect(envOf(server, 'SERVER_WORKERS')?.value).toBe('2');
+    expect(envOf(server, 'MAX_CONNECTIONS')?.value).toBe('64');
+    expect(server.resources).toMatchObject({ limits: { memory: '384Mi' } });
     expect(envOf(server, 'STORAGE_CONNECTION')?.valueFrom).toEqual({ secretKeyRef: { name: 'nsx-nosana-secrets-storage', key: 'STORAGE_CONNECTION' } });
     const service = find(objects, 'Service', '-server');
     expect((service.spec as { ports: { port: number }[] }).ports[0]!.port).toBe(4124);
