@@ -46,7 +46,8 @@ describe('two operator replicas', () => {
     await createBinding(kube, bindingObject(namespace, 'one', bindingSpec(world, 'job-one', [{ key: 'one/token', env: 'TOKEN' }])));
     await waitForReady(kube, namespace, 'one', 'True', 'SecretsResolved');
 
-    expect(await leader.reconcileCount()).toBeGreaterThan(0);
+    // The status is written inside the reconcile, and the count goes up as it returns: wait for that.
+    await waitFor('the leader\'s reconcile to end', async () => (await leader.reconcileCount()) > 0);
     expect(await standby.reconcileCount()).toBe(0);
     expect(standby.isLeader()).toBe(false);
     const lease = await kube.coordination.readNamespacedLease({ namespace, name: 'nosana-secrets-operator' });
@@ -65,7 +66,7 @@ describe('two operator replicas', () => {
     await grant(world, 'job-two', { 'two/token': 'v2' });
     await createBinding(kube, bindingObject(namespace, 'two', bindingSpec(world, 'job-two', [{ key: 'two/token', env: 'TOKEN' }])));
     await waitForReady(kube, namespace, 'two', 'True', 'SecretsResolved');
-    expect(await standby.reconcileCount()).toBeGreaterThan(0);
+    await waitFor('the new leader\'s reconcile to end', async () => (await standby.reconcileCount()) > 0);
     expect(bothLed).toBe(false);
   });
 });
