@@ -65,8 +65,11 @@ beforeAll(() => {
 }, 600_000);
 
 afterAll(() => {
+  // The job's namespace first, while the operator runs: its bindings carry the operator's finalizer, and would
+  // stay Terminating for good once the release is gone.
+  kubectl(['delete', 'namespace', 'jobs', '--ignore-not-found', '--wait=true', '--timeout=120s']);
   spawnSync(env('NS_TEST_HELM'), ['uninstall', 'nosana-secrets', '-n', 'nosana-secrets', '--wait', '--timeout', '2m']);
-  kubectl(['delete', 'namespace', 'jobs', 'nosana-secrets', '--ignore-not-found', '--wait=true', '--timeout=120s']);
+  kubectl(['delete', 'namespace', 'nosana-secrets', '--ignore-not-found', '--wait=true', '--timeout=120s']);
   // The data volume outlives the release (helm keep); free the test node's PersistentVolume for the next run.
   spawnSync(env('NS_TEST_KUBECTL'), ['patch', 'pv', 'nstest-pv-0', '--type', 'json', '-p', '[{"op":"remove","path":"/spec/claimRef"}]']);
   execFileSync('bash', ['-c', `rm -rf ${env('NS_TEST_NODE_STATE')}/pv/pv-0/*`]);
