@@ -397,6 +397,11 @@ node_busybox_image() {
 	mkdir -p "$dir/root/bin" "$dir/root/tmp" && chmod 1777 "$dir/root/tmp"
 	install -m 755 "$dir/pkg/bin/busybox" "$dir/root/bin/busybox"
 	for applet in $("$dir/root/bin/busybox" --list); do [[ -e $dir/root/bin/$applet ]] || ln -s busybox "$dir/root/bin/$applet"; done
+	# busybox:1.36 has printenv (the docs' job uses it); Debian's build lacks that applet.
+	if [[ ! -e $dir/root/bin/printenv ]]; then
+		printf '%s\n' '#!/bin/sh' '[ $# -eq 0 ] && exec env' 'for v; do eval "[ -n \"\${$v+x}\" ] && printf \"%s\\n\" \"\$$v\""; done' >"$dir/root/bin/printenv"
+		chmod 755 "$dir/root/bin/printenv"
+	fi
 	layer_tar "$dir/root" "$dir/layer.tar"
 	write_archive "$dir/image.tar" "$tag" '{"Cmd":["sh"],"Env":["PATH=/bin"]}' "$dir/layer.tar" >/dev/null
 	nctr images import "$dir/image.tar" >/dev/null || die "containerd: importing $tag failed"
