@@ -3,7 +3,7 @@
 // secret stored and granted through a port-forward, a binding, a class, and the job pod, whose log must show the
 // secret arrived as a file and as an env var. The only shims: `kubectl`/`helm` are the test's binaries, `npx
 // nosana-secrets` runs this checkout's CLI (what `npm install` would put there).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -76,8 +76,21 @@ afterAll(() => {
   rmSync(work, { recursive: true, force: true });
 }, 300_000);
 
+/** Runs the script without blocking the test worker (minutes of spawnSync starve vitest's RPC). */
+function runScript(script: string): Promise<{ status: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('bash', ['-c', script], { cwd: work, env: { ...process.env, KUBECONFIG: env('KUBECONFIG') }, timeout: 900_000 });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.on('error', reject);
+    child.on('close', (status) => resolve({ status, stdout, stderr }));
+  });
+}
+
 describe('the walk-through of docs/kubernetes.md on a node that runs pods', () => {
-  it('installs the chart, stores and grants a secret, and the job pod reads it from its file and its env var', () => {
+  it('installs the chart, stores and grants a secret, and the job pod reads it from its file and its env var', async () => {
     const [install] = shellBlocks(3);
     const [portForward, store, nodeKey] = shellBlocks(4);
     const [binding, providerClass] = shellBlocks(5);
@@ -96,7 +109,7 @@ describe('the walk-through of docs/kubernetes.md on a node that runs pods', () =
       providerClass,
       job,
     ].join('\n');
-    const run = spawnSync('bash', ['-c', script], { cwd: work, encoding: 'utf8', timeout: 900_000, env: { ...process.env, KUBECONFIG: env('KUBECONFIG') } });
+    const run = await runScript(script);
     const jobLog = spawnSync(env('NS_TEST_KUBECTL'), ['-n', 'jobs', 'logs', 'demo-job-1-worker'], { encoding: 'utf8' });
     const output = `${run.stdout}\n${run.stderr}\n--- job pod log ---\n${jobLog.stdout}${jobLog.stderr}`;
     expect(run.status, output).toBe(0);
