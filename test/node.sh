@@ -97,7 +97,7 @@ host_snapshot() {
 	echo "# mounts"
 	awk '{ print "mount " $5 }' /proc/self/mountinfo | sort -u
 	echo "# cgroups"
-	find /sys/fs/cgroup -maxdepth 3 -type d \( -name 'kubepods*' -o -name 'system.slice' \) 2>/dev/null | sed 's/^/cgroup /' | sort
+	{ find /sys/fs/cgroup -maxdepth 3 -type d -name 'kubepods*' 2>/dev/null || true; } | sed 's/^/cgroup /' | sort
 	echo "# iptables chains"
 	local t
 	for t in filter nat mangle raw; do
@@ -107,10 +107,10 @@ host_snapshot() {
 	echo "# links"
 	ip -o link show | awk -F': ' '{ print "link " $2 }' | sed 's/@.*//' | sort
 	echo "# netns"
-	ls /run/netns 2>/dev/null | sed 's/^/netns /' | sort
+	{ ls /run/netns 2>/dev/null || true; } | sed 's/^/netns /' | sort
 	echo "# paths"
 	local p
-	for p in "${NODE_HOST_PATHS[@]}"; do [[ -e $p ]] && echo "path $p"; done
+	for p in "${NODE_HOST_PATHS[@]}"; do if [[ -e $p ]]; then echo "path $p"; fi; done
 	echo "# sysctls"
 	for p in "${NODE_SYSCTLS[@]}"; do echo "sysctl $p=$(sysctl -n "$p" 2>/dev/null)"; done
 }
@@ -469,17 +469,18 @@ node_host_cleanup() {
 	iptables -D FORWARD -i "$NODE_BRIDGE" -j NSTEST-EGRESS 2>/dev/null || true
 	iptables -D INPUT -j NSTEST-INPUT 2>/dev/null || true
 	ip6tables -D INPUT -j NSTEST-INPUT 2>/dev/null || true
-	ip6tables -F NSTEST-INPUT 2>/dev/null || true
-	ip6tables -X NSTEST-INPUT 2>/dev/null || true
-	for t in filter nat mangle raw; do
-		# Drop every jump into a KUBE-/CNI-/NSTEST- chain from the built-in chains, then the chains.
-		iptables -t "$t" -S 2>/dev/null | awk '$1 == "-A" && $2 !~ /^(KUBE-|CNI-|NSTEST-)/ && / -j (KUBE-|CNI-|NSTEST-)/' |
-			while read -r line; do eval "iptables -t $t ${line/-A /-D }" 2>/dev/null || true; done
-		for chain in $(iptables -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^(KUBE-|CNI-|NSTEST-)/ { print $2 }'); do
-			iptables -t "$t" -F "$chain" 2>/dev/null || true
-		done
-		for chain in $(iptables -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^(KUBE-|CNI-|NSTEST-)/ { print $2 }'); do
-			iptables -t "$t" -X "$chain" 2>/dev/null || true
+	local ipt
+	for ipt in iptables ip6tables; do
+		for t in filter nat mangle raw; do
+			# Drop every jump into a KUBE-/CNI-/NSTEST- chain from the built-in chains, then the chains.
+			$ipt -t "$t" -S 2>/dev/null | awk '$1 == "-A" && $2 !~ /^(KUBE-|CNI-|NSTEST-)/ && / -j (KUBE-|CNI-|NSTEST-)/' |
+				while read -r line; do eval "$ipt -t $t ${line/-A /-D }" 2>/dev/null || true; done
+			for chain in $($ipt -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^(KUBE-|CNI-|NSTEST-)/ { print $2 }'); do
+				$ipt -t "$t" -F "$chain" 2>/dev/null || true
+			done
+			for chain in $($ipt -t "$t" -S 2>/dev/null | awk '$1 == "-N" && $2 ~ /^(KUBE-|CNI-|NSTEST-)/ { print $2 }'); do
+				$ipt -t "$t" -X "$chain" 2>/dev/null || true
+			done
 		done
 	done
 	ip link del "$NODE_BRIDGE" 2>/dev/null || true
@@ -496,6 +497,6 @@ node_host_cleanup() {
 		for p in "${NODE_HOST_PATHS[@]}"; do
 			grep -qx "path $p" "$before" || rm -rf "$p"
 		done
-		rm -f "$before"
+		mv -f "$before" "$NODE_STATE/host-before.last"
 	fi
 }
