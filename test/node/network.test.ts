@@ -1,7 +1,9 @@
 // The test node's pod network: cluster DNS and services work, and nothing a pod sends leaves the test world (the
-// NSTEST-EGRESS chain drops it). The probe address is TEST-NET-2 (198.51.100.0/24, never routed anywhere), so even
-// a broken rule could not reach a real host.
-import { execFileSync } from 'node:child_process';
+// NSTEST-EGRESS chain drops it). The probe target is a host of the test's own: a listener in a network namespace
+// this test creates, on a veth pair, reachable from the host but outside the pod network, the services and the
+// host's own addresses. So a broken rule would show as "reached" and still send nothing off this machine.
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { kubectl } from './node.js';
 
@@ -20,11 +22,53 @@ function dropCounter(): number {
   return Number(drop?.trim().split(/\s+/)[0] ?? Number.NaN);
 }
 
-beforeAll(() => {
+/** The test's outside host: netns `nstest-outside`, 172.31.254.2/30, host side 172.31.254.1 (no pod or service CIDR). */
+const OUTSIDE_NS = 'nstest-outside';
+const OUTSIDE_ADDRESS = '172.31.254.2';
+let listener: ChildProcess | undefined;
+
+function ip(...args: string[]): void {
+  execFileSync('ip', args, { stdio: 'pipe' });
+}
+
+function hostReaches(host: string, port: number): Promise<boolean> {
+  return new Promise((done) => {
+    const socket = connect({ host, port, timeout: 2_000 }, () => { socket.destroy(); done(true); });
+    socket.on('error', () => done(false));
+    socket.on('timeout', () => { socket.destroy(); done(false); });
+  });
+}
+
+function removeOutsideHost(): void {
+  listener?.kill();
+  try { ip('link', 'delete', 'nsto-h'); } catch { /* already gone */ }
+  try { ip('netns', 'delete', OUTSIDE_NS); } catch { /* already gone */ }
+}
+
+beforeAll(async () => {
   kubectl(['create', 'namespace', namespace]);
+  removeOutsideHost();
+  ip('netns', 'add', OUTSIDE_NS);
+  ip('link', 'add', 'nsto-h', 'type', 'veth', 'peer', 'name', 'nsto-n');
+  ip('link', 'set', 'nsto-n', 'netns', OUTSIDE_NS);
+  ip('addr', 'add', '172.31.254.1/30', 'dev', 'nsto-h');
+  ip('link', 'set', 'nsto-h', 'up');
+  ip('netns', 'exec', OUTSIDE_NS, 'ip', 'addr', 'add', `${OUTSIDE_ADDRESS}/30`, 'dev', 'nsto-n');
+  ip('netns', 'exec', OUTSIDE_NS, 'ip', 'link', 'set', 'nsto-n', 'up');
+  ip('netns', 'exec', OUTSIDE_NS, 'ip', 'link', 'set', 'lo', 'up');
+  ip('netns', 'exec', OUTSIDE_NS, 'ip', 'route', 'add', 'default', 'via', '172.31.254.1');
+  listener = spawn('ip', ['netns', 'exec', OUTSIDE_NS, process.execPath, '-e',
+    `require('node:net').createServer((s) => s.end('outside\\n')).listen(80, '${OUTSIDE_ADDRESS}')`], { stdio: 'ignore' });
+  // The host reaches it: so a pod that does not is stopped by the rule, not by a missing route.
+  const deadline = Date.now() + 10_000;
+  while (!(await hostReaches(OUTSIDE_ADDRESS, 80))) {
+    if (Date.now() > deadline) throw new Error(`the host cannot reach the test's outside host ${OUTSIDE_ADDRESS}:80`);
+    await new Promise((done) => setTimeout(done, 200));
+  }
 });
 afterAll(() => {
   kubectl(['delete', 'namespace', namespace, '--wait=false']);
+  removeOutsideHost();
 });
 
 describe('the pod network of the test node', () => {
@@ -36,7 +80,7 @@ describe('the pod network of the test node', () => {
 
   it('drops what a pod sends to an address outside the pod network, the services and the host', () => {
     const before = dropCounter();
-    const log = runPod('egress', 'if nc -w 3 198.51.100.1 80 </dev/null 2>/dev/null; then echo reached; else echo blocked; fi');
+    const log = runPod('egress', `if nc -w 3 ${OUTSIDE_ADDRESS} 80 </dev/null 2>/dev/null; then echo reached; else echo blocked; fi`);
     expect(log.trim()).toBe('blocked');
     expect(dropCounter()).toBeGreaterThan(before);
   }, 120_000);
