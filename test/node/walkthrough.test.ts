@@ -115,5 +115,11 @@ describe('the walk-through of docs/kubernetes.md on a node that runs pods', () =
     expect(run.status, output).toBe(0);
     // The guide's own promise: "25 /mnt/secrets/openai-key, then 26 (the value and a newline)".
     expect(jobLog.stdout.trim().split('\n')).toEqual(['25 /mnt/secrets/openai-key', '26']);
+    // Every part came up once and stayed up (the server on Node 24 crash-looped here before it settled).
+    const restarts = spawnSync(env('NS_TEST_KUBECTL'), ['-n', 'nosana-secrets', 'get', 'pods', '-o',
+      'jsonpath={range .items[*]}{.metadata.name}={.status.containerStatuses[0].restartCount}{"\\n"}{end}'], { encoding: 'utf8' });
+    const counts = restarts.stdout.trim().split('\n');
+    expect(counts.length, restarts.stderr).toBeGreaterThanOrEqual(3);
+    for (const line of counts) expect(line, 'pod=restarts').toMatch(/=0$/);
   }, 1_200_000);
 });
