@@ -495,7 +495,10 @@ node_host_cleanup() {
 			esac
 		done <"$before"
 		for p in "${NODE_HOST_PATHS[@]}"; do
-			grep -qx "path $p" "$before" || rm -rf "$p"
+			grep -qx "path $p" "$before" && continue
+			# /run/netns becomes a mount point of its own once `ip netns add` (CNI, the network test) has used it.
+			while mountpoint -q "$p" 2>/dev/null; do umount "$p" || break; done
+			rm -rf "$p"
 		done
 		mv -f "$before" "$NODE_STATE/host-before.last"
 	fi
