@@ -21,18 +21,25 @@ export interface TlsPair {
 
 /** Reads the pair and checks that the key belongs to the certificate; throws a ConfigError naming the files. */
 export function readTlsPair(files: TlsFiles): TlsPair {
-  let pair: TlsPair;
+  const pair = readTlsFiles(files);
+  checkTlsPair(files, pair);
+  return pair;
+}
+
+function readTlsFiles(files: TlsFiles): TlsPair {
   try {
-    pair = { cert: readFileSync(files.certFile), key: readFileSync(files.keyFile) };
+    return { cert: readFileSync(files.certFile), key: readFileSync(files.keyFile) };
   } catch (error) {
     throw new ConfigError(`cannot read TLS_CERT_FILE/TLS_KEY_FILE: ${(error as Error).message}`);
   }
+}
+
+function checkTlsPair(files: TlsFiles, pair: TlsPair): void {
   try {
     createSecureContext(pair);
   } catch (error) {
     throw new ConfigError(`TLS_CERT_FILE ${files.certFile} and TLS_KEY_FILE ${files.keyFile} are not a PEM certificate and its key: ${(error as Error).message}`);
   }
-  return pair;
 }
 
 /** Re-reads the files on a timer and swaps the certificate of `server` when they change; returns the stop function. */
@@ -42,7 +49,13 @@ export function reloadTlsOnChange(server: TlsServer, files: TlsFiles, first: Tls
   const timer = setInterval(() => {
     let next: TlsPair;
     try {
-      next = readTlsPair(files);
+      next = readTlsFiles(files);
+      // Unchanged files (every check but a rotation's) are not parsed again.
+      if (next.cert.equals(current.cert) && next.key.equals(current.key)) {
+        lastProblem = undefined;
+        return;
+      }
+      checkTlsPair(files, next);
     } catch (error) {
       const problem = (error as Error).message;
       if (problem !== lastProblem) log.warn({ err: problem }, 'TLS files changed but do not load: keeping the certificate in use');
@@ -50,7 +63,6 @@ export function reloadTlsOnChange(server: TlsServer, files: TlsFiles, first: Tls
       return;
     }
     lastProblem = undefined;
-    if (next.cert.equals(current.cert) && next.key.equals(current.key)) return;
     server.setSecureContext(next);
     current = next;
     log.info({ certFile: files.certFile }, 'TLS certificate reloaded');
