@@ -27,8 +27,11 @@ const { values } = parseArgs({
     base: { type: 'string' },
     // The server's log level: `info` (the chart's default) writes the audit line of every read, as production does.
     'log-level': { type: 'string', default: 'info' },
-    // V8 flags for the server processes only, e.g. '--max-semi-space-size=4' (a smaller young generation, less RSS).
+    // Node flags for the server processes only (workers inherit them), e.g. '--max-semi-space-size=4' (a smaller young
+    // generation, less RSS) or '--cpu-prof --cpu-prof-dir=/tmp/prof' (a profile per process).
     'node-options': { type: 'string', default: '' },
+    // Only the workloads whose name contains this, e.g. 'job read' (the health baseline always runs).
+    only: { type: 'string' },
   },
 });
 const secretCount = Number(values.secrets);
@@ -61,10 +64,10 @@ interface Server { name: string; url: string; pid: number; stop: () => void; own
 async function startServer(name: string, root: string): Promise<Server> {
   const dir = mkdtempSync(join(tmpdir(), 'nss-bench-'));
   const storage = values.storage ?? `sqlite://${join(dir, 'db.sqlite')}`;
-  const child = spawn(process.execPath, [join(root, 'cli/main.js'), 'server'], {
+  const child = spawn(process.execPath, [...values['node-options'].split(' ').filter(Boolean), join(root, 'cli/main.js'), 'server'], {
     cwd: dir,
     env: {
-      ...process.env, NODE_OPTIONS: values['node-options'], PORT: '0', HOST: '127.0.0.1', STORAGE_CONNECTION: storage,
+      ...process.env, PORT: '0', HOST: '127.0.0.1', STORAGE_CONNECTION: storage,
       LOG_LEVEL: values['log-level'], SECRETS_STATE_DIR: join(dir, 'state'),
       // Every login of the load comes from this one source: the per-source limit would refuse nearly all of them.
       // The per-address limit stays on (each key logs in about 49 times), so its cost is part of the figure.
@@ -166,6 +169,8 @@ const WORKLOADS: { name: string; options: (server: Server) => autocannon.Options
   },
 ];
 
+const MEASURED = WORKLOADS.filter((w, i) => i === 0 || values.only === undefined || w.name.includes(values.only));
+
 const servers = [await startServer('new', resolve(import.meta.dirname, '..'))];
 if (values.base !== undefined) servers.unshift(await startServer('base', resolve(values.base, 'dist')));
 const rssLoaded = new Map(servers.map((s) => [s.name, processTree(s.pid).map(rssMb)]));
@@ -174,7 +179,7 @@ const results = new Map<string, Figures[]>();
 for (let round = 0; round < rounds; round++) {
   // Alternated, so neither build always runs first (the machine is shared and its load drifts).
   const order = round % 2 === 0 ? servers : [...servers].reverse();
-  for (const workload of WORKLOADS) {
+  for (const workload of MEASURED) {
     for (const server of order) {
       const key = `${server.name}\0${workload.name}`;
       const label = `round ${round + 1}/${rounds}: ${server.name} ${workload.name}`;
@@ -189,8 +194,8 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 const mb = (xs: number[]) => xs.map((x) => x.toFixed(0)).join('+');
 console.log(`\n${connections} connections, ${seconds} s per step, ${rounds} rounds (medians), loopback, ${secretCount} secrets stored, ` +
   `storage ${values.storage?.replace(/:[^:@/]*@/, ':***@') ?? 'sqlite (temp file)'}, LOG_LEVEL=${values['log-level']}, ` +
-  `SERVER_WORKERS=${process.env.SERVER_WORKERS ?? '(default)'}, server NODE_OPTIONS: ${values['node-options'] || '(none)'}`);
-for (const workload of WORKLOADS) {
+  `SERVER_WORKERS=${process.env.SERVER_WORKERS ?? '(default)'}, server node options: ${values['node-options'] || '(none)'}`);
+for (const workload of MEASURED) {
   for (const server of servers) {
     const figures = results.get(`${server.name}\0${workload.name}`)!;
     const rps = median(figures.map((f) => f.rps));
