@@ -1,6 +1,7 @@
 // Benchmark of the injector's Mount over its real unix socket. Run (compiled with the project, like every bench):
 //   bash test/env up kube csi-driver && npm run build && eval "$(bash test/env env)" && node dist/bench/injector.js
-// Options: [--requests 1000] [--concurrency 16] [--seconds 3].
+// Options: [--requests 1000] [--concurrency 16] [--seconds 3] [--runs 1] (runs of the Go client's measurement, each
+// of --requests calls: `--runs 10` prints every run's p99 and how many met the target).
 // The secrets server (SQLite) and the injector (`nosana-secrets injector`) run as their own processes, as on a node;
 // this process is the driver's gRPC client. The baseline is a bare Version round trip over the same socket, measured
 // in the same run, so the Mount figures also read as ratios; a direct POST /v1/read of the same 20 keys from this
@@ -8,10 +9,10 @@
 // (warm job token, warm SecretProviderClass cache: the steady state of rotation polls), and mounts/s at a concurrency.
 // Then the same Version and Mount calls from the driver's own Go client (test/tools/csi-driver/providerbench), which
 // is what a pod's volume waits on; the target is read from that table. Needs Go, as test/env does.
-// Target: Mount p99 under 5 ms for 20 keys on loopback.
+// Target: Mount p99 under 3 ms for 20 keys on loopback, from the driver's Go client, in every run of ten.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -30,11 +31,14 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '1000' },
     concurrency: { type: 'string', default: '16' },
     seconds: { type: 'string', default: '3' },
+    runs: { type: 'string', default: '1' },
   },
 });
 const requests = Number(values.requests);
 const concurrency = Number(values.concurrency);
 const seconds = Number(values.seconds);
+const runs = Number(values.runs);
+const TARGET_P99_MS = 3;
 const cli = resolve(import.meta.dirname, '../cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'nss-bench-injector-'));
 const children: ChildProcess[] = [];
@@ -189,33 +193,42 @@ async function main(): Promise<void> {
   }
 
   // The same calls from the driver's own Go client, which is what a pod's volume waits on in a cluster.
-  const driver = driverClientFigures({
+  const driverCalls = {
     Version: { attributes: '', secrets: '', target_path: '', permission: '', files: 0 },
     'Mount, 1 key': { ...podRequest('one'), files: 1 },
     'Mount, 20 keys': { ...podRequest('twenty'), files: 20 },
-  });
-  console.log(`\nthe same over the driver's own Go client (secrets-store-csi-driver v1.6 pkg/secrets-store), ${requests} sequential calls each`);
-  console.log('call                   p50 ms   p99 ms   p50 x base   p99 x base');
-  const driverBase = driver.Version!;
-  for (const name of ['Version', 'Mount, 1 key', 'Mount, 20 keys']) {
-    const f = driver[name]!;
-    console.log(`${name.padEnd(22)} ${f.p50.toFixed(3).padStart(6)}   ${f.p99.toFixed(3).padStart(6)}   ${(f.p50 / driverBase.p50).toFixed(1).padStart(10)}   ${(f.p99 / driverBase.p99).toFixed(1).padStart(10)}`);
+  };
+  const twentyP99s: number[] = [];
+  for (let run = 1; run <= runs; run++) {
+    const driver = driverClientFigures(driverCalls);
+    console.log(`\nthe same over the driver's own Go client (secrets-store-csi-driver v1.6 pkg/secrets-store), ${requests} sequential calls each` +
+      (runs > 1 ? `, run ${run}/${runs}` : ''));
+    console.log('call                   p50 ms   p99 ms   p50 x base   p99 x base');
+    const driverBase = driver.Version!;
+    for (const name of Object.keys(driverCalls)) {
+      const f = driver[name]!;
+      console.log(`${name.padEnd(22)} ${f.p50.toFixed(3).padStart(6)}   ${f.p99.toFixed(3).padStart(6)}   ${(f.p50 / driverBase.p50).toFixed(1).padStart(10)}   ${(f.p99 / driverBase.p99).toFixed(1).padStart(10)}`);
+    }
+    twentyP99s.push(driver['Mount, 20 keys']!.p99);
   }
-  const twenty = driver['Mount, 20 keys']!;
-  console.log(`target: Mount p99 under 5 ms for 20 keys, as the driver calls it: ${twenty.p99 < 5 ? 'met' : 'NOT met'} (${twenty.p99.toFixed(2)} ms)`);
+  const met = twentyP99s.filter((p99) => p99 < TARGET_P99_MS).length;
+  console.log(`\ntarget: Mount p99 under ${TARGET_P99_MS} ms for 20 keys, as the driver calls it: met in ${met} of ${runs} run(s) ` +
+    `(p99 per run: ${twentyP99s.map((p) => p.toFixed(2)).join(', ')} ms)`);
   await deleteNamespace();
 }
 
-/** Builds test/tools/csi-driver/providerbench (Go's build cache keeps this quick after the first time) and runs it. */
+/** Builds test/tools/csi-driver/providerbench once per bench (Go's build cache keeps this quick after the first time) and runs it. */
 function driverClientFigures(calls: Record<string, object>): Record<string, { p50: number; p99: number }> {
   const toolDir = resolve(import.meta.dirname, '../../test/tools/csi-driver');
   const binary = join(dir, 'providerbench');
-  process.stderr.write('building the driver-client benchmark (Go; minutes the first time)...\n');
-  const build = spawnSync('go', ['build', '-o', binary, './providerbench'], {
-    cwd: toolDir, env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=readonly -buildvcs=false' }, encoding: 'utf8',
-  });
-  if (build.error || build.status !== 0) {
-    throw new Error(`building providerbench failed (needs Go, as \`bash test/env up csi-driver\` does): ${build.error?.message ?? build.stderr}`);
+  if (!existsSync(binary)) {
+    process.stderr.write('building the driver-client benchmark (Go; minutes the first time)...\n');
+    const build = spawnSync('go', ['build', '-o', binary, './providerbench'], {
+      cwd: toolDir, env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=readonly -buildvcs=false' }, encoding: 'utf8',
+    });
+    if (build.error || build.status !== 0) {
+      throw new Error(`building providerbench failed (needs Go, as \`bash test/env up csi-driver\` does): ${build.error?.message ?? build.stderr}`);
+    }
   }
   const run = spawnSync(binary, ['-provider-dir', dir, '-requests', String(requests)], { input: JSON.stringify(calls), encoding: 'utf8' });
   if (run.status !== 0) throw new Error(`providerbench failed: ${run.stderr}`);
