@@ -65,6 +65,23 @@ interface PendingSignature {
   reject: (error: unknown) => void;
 }
 
+/**
+ * Every connection this process opens, with the statements prepared on it, stays referenced until the process exits.
+ * better-sqlite3 12 compiled against the headers of Node 24.19 or later (what `npm install` builds or downloads on
+ * such a Node) aborts the process when the garbage collector frees a statement or a connection outside a JavaScript
+ * context (nodejs/node#65446: `Assertion failed: (env) != nullptr` in RemoveEnvironmentCleanupHook); the server did,
+ * at start-up. A connection and a few dozen statements per storage opened: small and bounded.
+ */
+const RETAINED = new Map<Database.Database, Map<string, Database.Statement>>();
+
+function openDatabase(path: string, pragmas: string[]): Database.Database {
+  const db = new Database(path);
+  RETAINED.set(db, new Map());
+  // exec, not db.pragma(): pragma() prepares a statement of its own, which would be left to the collector.
+  for (const pragma of pragmas) db.exec(`PRAGMA ${pragma}`);
+  return db;
+}
+
 export class SqliteStorage implements Storage {
   readonly backend = 'sqlite';
   private db: Database.Database | undefined;
@@ -79,15 +96,12 @@ export class SqliteStorage implements Storage {
     return this.db;
   }
 
-  private readonly statements = new WeakMap<Database.Database, Map<string, Database.Statement>>();
-
   /**
    * Prepared once per connection and SQL text: compiling SQL on every call would dominate a fast read. With `raw`,
    * rows come back as arrays, which the read path uses: a keyed object per row cost more than the lookup itself.
    */
   private prepare<Params extends unknown[], Row = unknown>(db: Database.Database, sql: string, raw = false): Database.Statement<Params, Row> {
-    let cache = this.statements.get(db);
-    if (!cache) this.statements.set(db, (cache = new Map()));
+    const cache = RETAINED.get(db)!;
     const cacheKey = raw ? `raw:${sql}` : sql;
     let statement = cache.get(cacheKey);
     if (!statement) cache.set(cacheKey, (statement = raw ? db.prepare(sql).raw() : db.prepare(sql)));
@@ -106,18 +120,13 @@ export class SqliteStorage implements Storage {
       // Files an earlier version left readable by others (0644) are tightened too.
       for (const file of [this.path, `${this.path}-wal`, `${this.path}-shm`]) if (existsSync(file)) chmodSync(file, 0o600);
     }
-    const db = new Database(this.path);
-    db.pragma('busy_timeout = 5000');
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
+    const db = openDatabase(this.path, ['busy_timeout = 5000', 'journal_mode = WAL', 'synchronous = FULL']);
     db.exec(SCHEMA);
     this.db = db;
     if (this.path === ':memory:') {
       this.signaturesDb = db;
     } else {
-      this.signaturesDb = new Database(this.path);
-      this.signaturesDb.pragma('busy_timeout = 5000');
-      this.signaturesDb.pragma('synchronous = NORMAL');
+      this.signaturesDb = openDatabase(this.path, ['busy_timeout = 5000', 'synchronous = NORMAL']);
     }
   }
 
