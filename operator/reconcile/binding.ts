@@ -17,7 +17,7 @@ import {
 import type { EventRecorder } from '../events.js';
 import { messageOf, statusOf, type KubeClients } from '../kube/clients.js';
 import { SecretsForbiddenError, type SecretWatches } from '../kube/secret-watches.js';
-import { desiredType, envData, envSecretPatch, isControlledBy, newEnvSecret } from './env-secret.js';
+import { desiredType, envData, envSecretPatch, isControlledBy, newEnvSecret, slimSecret, type CachedSecret } from './env-secret.js';
 import { restartWorkloadsUsing } from './rollout.js';
 import { DELETED, type OwnWrites } from './own-writes.js';
 import { buildReadyCondition, isTransition, sameStatus } from './status.js';
@@ -279,7 +279,9 @@ export class Reconciler {
       } catch (error) {
         if (statusOf(error) !== 409) throw error;
         // Not in our watch: someone else's Secret, or ours before the watch saw it.
-        existing = await core.readNamespacedSecret({ name, namespace });
+        const read: V1Secret | CachedSecret = await core.readNamespacedSecret({ name, namespace });
+        slimSecret(read);
+        existing = read;
       }
     }
     if (!isControlledBy(existing, binding)) {
