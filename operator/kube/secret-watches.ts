@@ -19,6 +19,9 @@ const LABEL_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY}`;
 
 export class SecretWatches {
   private readonly watches = new Map<string, { informer: ResilientInformer<CachedSecret>; started: Promise<void> }>();
+  /** The cached Secrets by the uid of the binding that controls them (`namespace/name`), so a reconcile finds its own without a scan. */
+  private readonly byController = new Map<string, Set<string>>();
+  private readonly controllerOf = new Map<string, string>();
   private stopped = false;
 
   constructor(
@@ -45,7 +48,12 @@ export class SecretWatches {
       list: () => this.kube.core.listNamespacedSecret({ namespace, labelSelector: LABEL_SELECTOR }) as Promise<{ items: CachedSecret[] }>,
       slim: slimSecret,
     });
-    for (const verb of ['add', 'update', 'delete'] as const) informer.on(verb, (secret) => this.onChange(secret, verb === 'delete'));
+    for (const verb of ['add', 'update', 'delete'] as const) {
+      informer.on(verb, (secret) => {
+        this.index(secret, verb === 'delete');
+        this.onChange(secret, verb === 'delete');
+      });
+    }
     const started = informer.start();
     this.watches.set(namespace, { informer, started });
     return started;
@@ -55,8 +63,31 @@ export class SecretWatches {
     return this.watches.get(namespace)?.informer.cache.get(name, namespace);
   }
 
-  list(namespace: string): readonly CachedSecret[] {
-    return this.watches.get(namespace)?.informer.cache.list(namespace) ?? [];
+  /** The cached Secrets of `namespace` whose controller (ownerReference with controller: true) has this uid. */
+  controlledBy(namespace: string, uid: string): CachedSecret[] {
+    const cache = this.watches.get(namespace)?.informer.cache;
+    const names = this.byController.get(uid);
+    if (!cache || !names) return [];
+    return [...names].map((key) => cache.get(key.slice(key.indexOf('/') + 1), namespace)).filter((s) => s !== undefined);
+  }
+
+  private index(secret: CachedSecret, deleted: boolean): void {
+    const key = `${secret.metadata?.namespace}/${secret.metadata?.name}`;
+    const controller = deleted ? undefined : secret.metadata?.ownerReferences?.find((ref) => ref.controller === true)?.uid;
+    const previous = this.controllerOf.get(key);
+    if (previous === controller) return;
+    if (previous !== undefined) {
+      const names = this.byController.get(previous);
+      names?.delete(key);
+      if (names?.size === 0) this.byController.delete(previous);
+      this.controllerOf.delete(key);
+    }
+    if (controller !== undefined) {
+      this.controllerOf.set(key, controller);
+      const names = this.byController.get(controller) ?? new Set<string>();
+      names.add(key);
+      this.byController.set(controller, names);
+    }
   }
 
   async stop(): Promise<void> {

@@ -329,7 +329,7 @@ export class Reconciler {
   /** Deletes the env Secrets this binding controls, except `keep`; returns the names deleted. */
   private async deleteEnvSecrets(binding: NosanaSecretBinding, keep: string | undefined): Promise<string[]> {
     const namespace = binding.metadata.namespace;
-    const owned = this.options.secrets.list(namespace).filter((s) => isControlledBy(s, binding) && s.metadata?.name !== keep);
+    const owned = this.options.secrets.controlledBy(namespace, binding.metadata.uid).filter((s) => s.metadata?.name !== keep);
     const deleted: string[] = [];
     for (const secret of owned) {
       const name = secret.metadata!.name!;

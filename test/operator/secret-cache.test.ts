@@ -47,6 +47,6 @@ describe("the operator's cache of its env Secrets", () => {
     const changed = await waitFor('the watch to report the edit', async () => changes.find((s) => s.dataDigest !== before));
     expect(changed.dataDigest).toBe(dataDigest({ TOKEN: Buffer.from('edited').toString('base64') }));
     expect(watches.get('env', namespace)?.dataDigest).toBe(changed.dataDigest);
-    expect(JSON.stringify(watches.list(namespace))).not.toContain(Buffer.from('edited').toString('base64'));
+    expect(JSON.stringify(watches.get('env', namespace))).not.toContain(Buffer.from('edited').toString('base64'));
   });
 });
