@@ -52,6 +52,12 @@ class BindingProblem extends Error {
   }
 }
 
+/** The secrets server answered 429: too many logins or job token exchanges by the node key in its window. */
+class ServerThrottled extends Error {}
+
+/** The reconcile error reason (metrics only, never a Ready reason) of a throttled read. */
+export const THROTTLED = 'ServerThrottled';
+
 /**
  * How long a node keypair read from its Secret is used before it is read again: many bindings share one node key,
  * and a replaced key takes effect within this time.
@@ -94,6 +100,12 @@ export class Reconciler {
       const keypair = await this.nodeKeypair(binding);
       values = await this.readValues(binding, endpoint, keypair);
     } catch (error) {
+      if (error instanceof ServerThrottled) {
+        // The server's login limit, not a fault of the binding: its status stays as it is (no Ready=False, no Warning,
+        // no write to undo afterwards), and it is tried again after the backoff.
+        log.debug({ err: error.message }, 'secrets server throttled the job token exchange: retrying later');
+        return { result: 'error', reason: THROTTLED, retry: true };
+      }
       if (error instanceof BindingProblem) return this.fail(binding, error, log);
       throw error;
     }
@@ -261,6 +273,7 @@ export class Reconciler {
     } catch (error) {
       if (!(error instanceof ServerCallError)) throw error;
       if (error.unreachable) throw new BindingProblem(Reason.ServerUnreachable, error.message);
+      if (error.status === 429) throw new ServerThrottled(`${endpoint}: ${error.message}`);
       // A refused login, no grant from spec.owner for this job, or a key the grant leaves out.
       if (error.status === 403) throw new BindingProblem(Reason.AccessDenied, `${endpoint}: ${error.message}`);
       if (error.status === 404) throw new BindingProblem(Reason.SecretNotFound, `${endpoint}: ${error.message}`);
