@@ -1,7 +1,6 @@
 // The controller loop: watches with local caches (the bindings, and per namespace the env Secrets it keeps), a work
 // queue fed by their events, and workers that reconcile one binding at a time each. A controller runs only while its
 // replica leads; it is built anew on every gain of leadership.
-import type { V1Secret } from '@kubernetes/client-node';
 import type { AllowedEndpoints } from '../common/endpoints.js';
 import type { Logger } from '../common/log.js';
 import {
@@ -14,6 +13,7 @@ import { SecretWatches } from './kube/secret-watches.js';
 import type { BindingCondition, OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './queue.js';
 import { Reconciler } from './reconcile/binding.js';
+import type { CachedSecret } from './reconcile/env-secret.js';
 import { DELETED, OwnWrites } from './reconcile/own-writes.js';
 import type { NodeSessions } from '../common/node-sessions.js';
 
@@ -57,6 +57,8 @@ export class Controller {
         ? kube.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })
         : kube.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace })
       ) as Promise<{ items: NosanaSecretBinding[] }>,
+      // `kubectl apply` keeps a whole copy of the object in this annotation; the operator never reads it.
+      slim: (binding) => { delete binding.metadata.annotations?.['kubectl.kubernetes.io/last-applied-configuration']; },
     });
     this.secrets = new SecretWatches(kube, log, (secret, deleted) => this.onSecret(secret, deleted));
 
@@ -108,7 +110,7 @@ export class Controller {
   }
 
   /** An env Secret changed: unless it was our own write, reconcile its binding (someone edited or deleted it). */
-  private onSecret(secret: V1Secret, deleted: boolean): void {
+  private onSecret(secret: CachedSecret, deleted: boolean): void {
     const { namespace, name, resourceVersion, ownerReferences } = secret.metadata ?? {};
     if (this.ownWrites.isOwn(keyOf(namespace, name), deleted ? DELETED : resourceVersion ?? '')) return;
     const owner = ownerReferences?.find((ref) => ref.controller === true && ref.kind === 'NosanaSecretBinding');

@@ -34,16 +34,18 @@ export interface OperatorOverrides {
 export async function startOperator(env: Env = process.env, overrides: OperatorOverrides = {}): Promise<RunningOperator> {
   const config = loadOperatorConfig(env);
   const log = (overrides.log ?? createLogger('operator')).child({ identity: config.identity });
-  const kube = createKubeClients(overrides.kubeConfig ?? loadKubeConfig());
-  const sessions = new NodeSessions({ caFile: config.caFile });
-  const endpoints = new AllowedEndpoints(config.allowedEndpoints, OPERATOR_ENDPOINTS_FIX);
-  const events = new EventRecorder(kube.events, config.identity, log);
   let controller: Controller | undefined;
   let leading = !config.leaderElection;
   const metrics = createOperatorMetrics({
     queueDepth: () => controller?.queue.depth ?? 0,
     bindingConditions: () => controller?.conditions() ?? [],
   });
+  const kube = createKubeClients(overrides.kubeConfig ?? loadKubeConfig(), (verb, resource) => metrics.kubeRequests.inc({ verb, resource }));
+  const sessions = new NodeSessions({
+    caFile: config.caFile, observer: { call: (call, outcome) => metrics.serverCalls.inc({ call, outcome }) },
+  });
+  const endpoints = new AllowedEndpoints(config.allowedEndpoints, OPERATOR_ENDPOINTS_FIX);
+  const events = new EventRecorder(kube.events, config.identity, log);
 
   const startController = async () => {
     controller = new Controller({

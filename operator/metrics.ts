@@ -14,6 +14,8 @@ export interface OperatorMetrics {
   bindings: Gauge<'condition' | 'reason'>;
   bindingCondition: Gauge<'binding_namespace' | 'binding' | 'condition' | 'status' | 'reason'>;
   leader: Gauge;
+  kubeRequests: Counter<'verb' | 'resource'>;
+  serverCalls: Counter<'call' | 'outcome'>;
 }
 
 export interface BindingCondition {
@@ -79,6 +81,15 @@ export function createOperatorMetrics(sources: MetricSources): OperatorMetrics {
           this.set({ binding_namespace: namespace, binding: name, condition: 'Ready', status, reason }, 1);
         }
       },
+    }),
+    // What the operator costs the API server: calls by Kubernetes verb and resource (watch events are not calls).
+    kubeRequests: new Counter({
+      name: 'nosana_secrets_operator_kube_requests_total', help: 'Calls to the Kubernetes API server by verb and resource',
+      labelNames: ['verb', 'resource'], registers,
+    }),
+    serverCalls: new Counter({
+      name: 'nosana_secrets_operator_server_calls_total', help: 'Calls to the secrets server by call and outcome',
+      labelNames: ['call', 'outcome'], registers,
     }),
     leader: new Gauge({
       name: 'nosana_secrets_operator_leader', help: '1 while this replica is the leader and acts, else 0', registers,

@@ -10,10 +10,13 @@ import {
 
 const REQUEST_TIMEOUT_MS = 30_000;
 
+/** Told of every API call as its Kubernetes verb (get, list, create, patch...) and resource (secrets, nosanasecretbindings/status). */
+export type RequestObserver = (verb: string, resource: string) => void;
+
 class PooledAuthentication implements SecurityAuthentication {
   private agent?: Agent;
 
-  constructor(private readonly kubeConfig: KubeConfig) {}
+  constructor(private readonly kubeConfig: KubeConfig, private readonly observe?: RequestObserver) {}
 
   getName(): string {
     return 'kubeconfig-pooled';
@@ -28,6 +31,7 @@ class PooledAuthentication implements SecurityAuthentication {
     }
     // No call may hang a worker: an API server that stops answering mid-request fails the call, which is retried.
     if (!context.getSignal()) context.setSignal(AbortSignal.timeout(REQUEST_TIMEOUT_MS));
+    if (this.observe) this.observe(...verbAndResource(context.getHttpMethod(), context.getUrl()));
   }
 
   close(): void {
@@ -57,10 +61,28 @@ export function loadKubeConfig(): KubeConfig {
   return kubeConfig;
 }
 
-export function createKubeClients(kubeConfig: KubeConfig): KubeClients {
+/**
+ * The verb and resource of an API call, from its method and URL: /api/v1/namespaces/ns/secrets/name is (get,
+ * secrets), /apis/g/v/namespaces/ns/plural/name/status is (patch, plural/status); names never appear.
+ */
+export function verbAndResource(method: string, url: string): [string, string] {
+  const { pathname, searchParams } = new URL(url);
+  const parts = pathname.split('/').filter(Boolean);
+  let rest = parts[0] === 'api' ? parts.slice(2) : parts.slice(3);
+  if (rest[0] === 'namespaces' && rest.length > 2) rest = rest.slice(2);
+  const [resource = '', name, subresource] = rest;
+  const named = name !== undefined;
+  const verb = method === 'GET' ? (searchParams.get('watch') === 'true' ? 'watch' : named ? 'get' : 'list')
+    : method === 'POST' ? 'create' : method === 'PUT' ? 'update' : method === 'PATCH' ? 'patch'
+      : method === 'DELETE' ? (named ? 'delete' : 'deletecollection') : method.toLowerCase();
+  return [verb, subresource ? `${resource}/${subresource}` : resource];
+}
+
+/** `observe`, when given, is told of every call the clients make (the operator counts them in its metrics). */
+export function createKubeClients(kubeConfig: KubeConfig, observe?: RequestObserver): KubeClients {
   const cluster = kubeConfig.getCurrentCluster();
   if (!cluster) throw new Error('the kubeconfig has no current cluster: set its current-context');
-  const authentication = new PooledAuthentication(kubeConfig);
+  const authentication = new PooledAuthentication(kubeConfig, observe);
   const configuration = createConfiguration({
     baseServer: new ServerConfiguration(cluster.server, {}),
     authMethods: { default: authentication },

@@ -20,6 +20,8 @@ export interface InformerOptions<T extends WatchedObject> {
   list: () => Promise<{ metadata?: { resourceVersion?: string }; items: T[] }>;
   labelSelector?: string;
   log: Logger;
+  /** Trims each object before the cache keeps it and before any callback sees it (managedFields always goes). */
+  slim?: (object: T) => void;
 }
 
 export class ResilientInformer<T extends WatchedObject> {
@@ -44,7 +46,10 @@ export class ResilientInformer<T extends WatchedObject> {
     this.informer.on('error', (error: unknown) => this.onError(error));
     // The cache holds the very objects the callbacks get. managedFields is often the larger part of an object and the
     // operator never reads it: dropping it (first, before other callbacks) keeps thousands of objects small.
-    const slim = (object: T) => { if (object.metadata) delete object.metadata.managedFields; };
+    const slim = (object: T) => {
+      if (object.metadata) delete object.metadata.managedFields;
+      options.slim?.(object);
+    };
     this.informer.on('add', slim);
     this.informer.on('update', slim);
   }

@@ -17,7 +17,7 @@ import {
 import type { EventRecorder } from '../events.js';
 import { messageOf, statusOf, type KubeClients } from '../kube/clients.js';
 import { SecretsForbiddenError, type SecretWatches } from '../kube/secret-watches.js';
-import { desiredType, envData, envSecretPatch, isControlledBy, newEnvSecret } from './env-secret.js';
+import { desiredType, envData, envSecretPatch, isControlledBy, newEnvSecret, slimSecret, type CachedSecret } from './env-secret.js';
 import { restartWorkloadsUsing } from './rollout.js';
 import { DELETED, type OwnWrites } from './own-writes.js';
 import { buildReadyCondition, isTransition, sameStatus } from './status.js';
@@ -51,6 +51,12 @@ class BindingProblem extends Error {
     super(message);
   }
 }
+
+/** The secrets server answered 429: too many logins or job token exchanges by the node key in its window. */
+class ServerThrottled extends Error {}
+
+/** The reconcile error reason (metrics only, never a Ready reason) of a throttled read. */
+export const THROTTLED = 'ServerThrottled';
 
 /**
  * How long a node keypair read from its Secret is used before it is read again: many bindings share one node key,
@@ -94,6 +100,12 @@ export class Reconciler {
       const keypair = await this.nodeKeypair(binding);
       values = await this.readValues(binding, endpoint, keypair);
     } catch (error) {
+      if (error instanceof ServerThrottled) {
+        // The server's login limit, not a fault of the binding: its status stays as it is (no Ready=False, no Warning,
+        // no write to undo afterwards), and it is tried again after the backoff.
+        log.debug({ err: error.message }, 'secrets server throttled the job token exchange: retrying later');
+        return { result: 'error', reason: THROTTLED, retry: true };
+      }
       if (error instanceof BindingProblem) return this.fail(binding, error, log);
       throw error;
     }
@@ -261,6 +273,7 @@ export class Reconciler {
     } catch (error) {
       if (!(error instanceof ServerCallError)) throw error;
       if (error.unreachable) throw new BindingProblem(Reason.ServerUnreachable, error.message);
+      if (error.status === 429) throw new ServerThrottled(`${endpoint}: ${error.message}`);
       // A refused login, no grant from spec.owner for this job, or a key the grant leaves out.
       if (error.status === 403) throw new BindingProblem(Reason.AccessDenied, `${endpoint}: ${error.message}`);
       if (error.status === 404) throw new BindingProblem(Reason.SecretNotFound, `${endpoint}: ${error.message}`);
@@ -279,7 +292,9 @@ export class Reconciler {
       } catch (error) {
         if (statusOf(error) !== 409) throw error;
         // Not in our watch: someone else's Secret, or ours before the watch saw it.
-        existing = await core.readNamespacedSecret({ name, namespace });
+        const read: V1Secret | CachedSecret = await core.readNamespacedSecret({ name, namespace });
+        slimSecret(read);
+        existing = read;
       }
     }
     if (!isControlledBy(existing, binding)) {
@@ -327,7 +342,7 @@ export class Reconciler {
   /** Deletes the env Secrets this binding controls, except `keep`; returns the names deleted. */
   private async deleteEnvSecrets(binding: NosanaSecretBinding, keep: string | undefined): Promise<string[]> {
     const namespace = binding.metadata.namespace;
-    const owned = this.options.secrets.list(namespace).filter((s) => isControlledBy(s, binding) && s.metadata?.name !== keep);
+    const owned = this.options.secrets.controlledBy(namespace, binding.metadata.uid).filter((s) => s.metadata?.name !== keep);
     const deleted: string[] = [];
     for (const secret of owned) {
       const name = secret.metadata!.name!;

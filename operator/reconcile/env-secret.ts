@@ -1,6 +1,7 @@
 // The env Secret of a binding: what it should hold, and whether the one in the cluster already does. It is owned by
 // the binding (ownerReferences, for garbage collection where a controller-manager runs) and labelled, so the
 // operator's watch sees it and nobody mistakes it for a hand-made Secret.
+import { createHash } from 'node:crypto';
 import type { V1Secret } from '@kubernetes/client-node';
 import {
   API_VERSION, BINDING_LABEL, envNameFor, JOB_ANNOTATION, KIND, MANAGED_BY, MANAGED_BY_LABEL, OWNER_ANNOTATION,
@@ -53,16 +54,34 @@ export function newEnvSecret(binding: NosanaSecretBinding, name: string, data: R
   };
 }
 
+/** An env Secret as the operator keeps it: `data` replaced by its digest (see slimSecret). */
+export type CachedSecret = Omit<V1Secret, 'data'> & { data?: undefined; dataDigest: string };
+
+/** SHA-256 of a Secret's data map, the same whatever the order of its keys. */
+export function dataDigest(data: Record<string, string> | undefined): string {
+  const hash = createHash('sha256');
+  for (const key of Object.keys(data ?? {}).sort()) hash.update(`${key.length}:${key}${data![key]!.length}:${data![key]}`);
+  return hash.digest('base64');
+}
+
+/** Turns a Secret into its cached form in place: the values go, their digest stays. */
+export function slimSecret(secret: V1Secret | CachedSecret): asserts secret is CachedSecret {
+  if (secret.data !== undefined || !('dataDigest' in secret)) {
+    (secret as CachedSecret).dataDigest = dataDigest(secret.data);
+    delete secret.data;
+  }
+}
+
 /** Whether `secret` is controlled by this binding (and so the operator's to change or delete). */
-export function isControlledBy(secret: V1Secret, binding: NosanaSecretBinding): boolean {
+export function isControlledBy(secret: V1Secret | CachedSecret, binding: NosanaSecretBinding): boolean {
   return (secret.metadata?.ownerReferences ?? []).some((ref) => ref.controller === true && ref.uid === binding.metadata.uid);
 }
 
 /** JSON patch that brings a controlled Secret to the desired data, labels and annotations; undefined when it is. */
-export function envSecretPatch(secret: V1Secret, binding: NosanaSecretBinding, data: Record<string, string>): object[] | undefined {
+export function envSecretPatch(secret: CachedSecret, binding: NosanaSecretBinding, data: Record<string, string>): object[] | undefined {
   const labels = { ...secret.metadata?.labels, ...desiredLabels(binding) };
   const annotations = { ...secret.metadata?.annotations, ...desiredAnnotations(binding) };
-  const same = sameMap(secret.data ?? {}, data) && sameMap(secret.metadata?.labels ?? {}, labels) &&
+  const same = secret.dataDigest === dataDigest(data) && sameMap(secret.metadata?.labels ?? {}, labels) &&
     sameMap(secret.metadata?.annotations ?? {}, annotations);
   if (same) return undefined;
   return [

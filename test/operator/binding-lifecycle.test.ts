@@ -129,6 +129,18 @@ describe('a NosanaSecretBinding', () => {
     expect(text).toContain('# TYPE nosana_secrets_operator_reconcile_errors_total counter');
   });
 
+  it('counts its calls to the API server by verb and resource, and to the secrets server by call, on /metrics', async () => {
+    const text = await scrape(operator.metricsPort);
+    expect(sample(text, 'nosana_secrets_operator_kube_requests_total', { verb: 'create', resource: 'secrets' })).toBeGreaterThan(0);
+    expect(sample(text, 'nosana_secrets_operator_kube_requests_total', { verb: 'patch', resource: 'nosanasecretbindings/status' })).toBeGreaterThan(0);
+    expect(sample(text, 'nosana_secrets_operator_server_calls_total', { call: 'read', outcome: 'success' })).toBeGreaterThan(0);
+    // Resources only, never an object's name: a label per binding would grow without bound.
+    const resources = [...text.matchAll(/nosana_secrets_operator_kube_requests_total\{[^}]*resource="([^"]*)"/g)].map((m) => m[1]);
+    for (const resource of resources) {
+      expect(resource).toMatch(/^(secrets|events|leases|namespaces|nosanasecretbindings(\/status)?|deployments|statefulsets|daemonsets)$/);
+    }
+  });
+
   it('never writes a secret value into a status, an Event or its log', async () => {
     const values = ['tok-1', 'pw-1', 'old-value', 'new-value', 'value-a', 'value-b', 'the-value'];
     const bindings = await kube.custom.listNamespacedCustomObject({ group: 'secrets.nosana.io', version: 'v1alpha1', plural: 'nosanasecretbindings', namespace });
