@@ -24,9 +24,10 @@ function packageRoot(): string {
   return dir;
 }
 
-const ROOT = packageRoot();
-export const PROTO_PATH = join(ROOT, 'proto', 'v1alpha1', 'service.proto');
-export const RUNTIME_VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
+/** The installed package (or the checkout): proto/ and package.json are there, whether this runs from dist/ or not. */
+export const PACKAGE_ROOT = packageRoot();
+export const PROTO_PATH = join(PACKAGE_ROOT, 'proto', 'v1alpha1', 'service.proto');
+export const RUNTIME_VERSION = (JSON.parse(readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8')) as { version: string }).version;
 
 /** keepCase keeps snake_case field names as in the .proto; defaults fill absent strings and lists like Go does. */
 export function loadProviderService(): grpc.ServiceDefinition {
