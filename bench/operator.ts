@@ -179,7 +179,7 @@ async function main(): Promise<void> {
     line('heap snapshot', `written into ${dir} (load it in Chrome DevTools, Memory tab)`);
   }
 
-  // Clean up: the operator releases its finalizers, the namespace goes, then the operator stops.
+  // Clean up: the bindings go (garbage collection takes their env Secrets), the namespace goes, then the operator stops.
   await kube.custom.deleteCollectionNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace });
   while ((await kube.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace }) as { items: unknown[] }).items.length > 0) {
     await new Promise((done) => setTimeout(done, 250));

@@ -65,8 +65,7 @@ beforeAll(() => {
 }, 600_000);
 
 afterAll(() => {
-  // The job's namespace first, while the operator runs: its bindings carry the operator's finalizer, and would
-  // stay Terminating for good once the release is gone.
+  // The job's namespace first (the lifecycle test checks the other order, uninstall first).
   kubectl(['delete', 'namespace', 'jobs', '--ignore-not-found', '--wait=true', '--timeout=120s']);
   spawnSync(env('NS_TEST_HELM'), ['uninstall', 'nosana-secrets', '-n', 'nosana-secrets', '--wait', '--timeout', '2m']);
   kubectl(['delete', 'namespace', 'nosana-secrets', '--ignore-not-found', '--wait=true', '--timeout=120s']);
