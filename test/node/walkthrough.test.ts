@@ -3,12 +3,12 @@
 // secret stored and granted through a port-forward, a binding, a class, and the job pod, whose log must show the
 // secret arrived as a file and as an env var. The only shims: `kubectl`/`helm` are the test's binaries, `npx
 // nosana-secrets` runs this checkout's CLI (what `npm install` would put there).
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ctr, imageArchive, kubectl } from './node.js';
+import { ctr, env, imageArchive, installCsiDriver, kubectl, removeRelease } from './node.js';
 
 const root = join(import.meta.dirname, '../..');
 const doc = readFileSync(join(root, 'docs/kubernetes.md'), 'utf8');
@@ -22,18 +22,8 @@ function shellBlocks(step: number): string[] {
   return [...doc.slice(start, end).matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
 }
 
-function env(name: string): string {
-  const value = process.env[name];
-  if (!value) throw new Error(`${name} is not set: run the node's tests with test/run-node`);
-  return value;
-}
-
 let work: string;
 let bin: string;
-
-function helm(args: string[]): string {
-  return execFileSync(env('NS_TEST_HELM'), args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-}
 
 beforeAll(() => {
   work = mkdtempSync(join(tmpdir(), 'walkthrough-'));
@@ -49,29 +39,12 @@ beforeAll(() => {
   shim('helm', `exec ${env('NS_TEST_HELM')} "$@"`);
   shim('npx', `[[ $1 == nosana-secrets ]] || exit 99\nshift\nexec node ${join(root, 'dist/cli/main.js')} "$@"`);
   ctr(['images', 'import', imageArchive()]);
-  // Step 2 with the images built here (the module proxy serves no registrar; test/env builds the driver).
-  helm(['upgrade', '--install', 'csi-secrets-store', env('NS_TEST_CSI_CHART'), '--namespace', 'kube-system',
-    '-f', join(root, 'charts/nosana-secrets/csi-driver-values.yaml'),
-    '--set', `linux.image.repository=${env('NS_TEST_CSI_DRIVER_IMAGE').split(':')[0]},linux.image.tag=${env('NS_TEST_CSI_DRIVER_IMAGE').split(':')[1]}`,
-    '--set', `linux.registrarImage.repository=${env('NS_TEST_CSI_SIDECAR_IMAGE').split(':')[0]},linux.registrarImage.tag=${env('NS_TEST_CSI_SIDECAR_IMAGE').split(':')[1]}`,
-    '--set', `linux.livenessProbeImage.repository=${env('NS_TEST_CSI_SIDECAR_IMAGE').split(':')[0]},linux.livenessProbeImage.tag=${env('NS_TEST_CSI_SIDECAR_IMAGE').split(':')[1]}`,
-    '--set', `linux.kubeletRootDir=${env('NS_TEST_NODE_STATE')}/kubelet`,
-    // Its CRD hook job needs one more image; the chart's crds/ directory installs the same CRDs.
-    '--set', 'linux.crds.enabled=false', '--wait', '--timeout', '3m']);
-  // Mounts wait for the kubelet to know the driver (else they back off for minutes).
-  for (let i = 0; i < 120 && !kubectl(['get', 'csinode', 'localhost', '-o', 'jsonpath={.spec.drivers[*].name}']).includes('secrets-store'); i++) {
-    execFileSync('sleep', ['1']);
-  }
+  installCsiDriver();
 }, 600_000);
 
 afterAll(() => {
-  // The job's namespace first (the lifecycle test checks the other order, uninstall first).
-  kubectl(['delete', 'namespace', 'jobs', '--ignore-not-found', '--wait=true', '--timeout=120s']);
-  spawnSync(env('NS_TEST_HELM'), ['uninstall', 'nosana-secrets', '-n', 'nosana-secrets', '--wait', '--timeout', '2m']);
-  kubectl(['delete', 'namespace', 'nosana-secrets', '--ignore-not-found', '--wait=true', '--timeout=120s']);
-  // The data volume outlives the release (helm keep); free the test node's PersistentVolume for the next run.
-  spawnSync(env('NS_TEST_KUBECTL'), ['patch', 'pv', 'nstest-pv-0', '--type', 'json', '-p', '[{"op":"remove","path":"/spec/claimRef"}]']);
-  execFileSync('bash', ['-c', `rm -rf ${env('NS_TEST_NODE_STATE')}/pv/pv-0/*`]);
+  // The job's namespace first (test/node/lifecycle.test.ts checks the other order, uninstall first).
+  removeRelease();
   rmSync(work, { recursive: true, force: true });
 }, 300_000);
 
