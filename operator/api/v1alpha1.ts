@@ -11,7 +11,7 @@ export const PLURAL = 'nosanasecretbindings';
 export const CRD_NAME = `${PLURAL}.${GROUP}`;
 
 /**
- * The finalizer operators of chart 0.2.0 and before held on every binding until they had deleted its env Secret. This
+ * The finalizer operators of chart 0.1.0 held on every binding until they had deleted its env Secret. This
  * operator holds none (garbage collection deletes the env Secret through its ownerReference), and removes it from
  * bindings that still carry it: a finalizer outlives an uninstalled operator, and kept bindings Terminating for good.
  */
