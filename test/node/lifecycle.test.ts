@@ -5,7 +5,9 @@
 // job namespace is deleted (nothing stays Terminating; no mount or pod cgroup stays on the host).
 // Intervals are the test's own, short so the run stays short: the driver's rotationPollInterval and the binding's
 // refreshInterval. The figures printed ("lifecycle: ...") are what a user would wait; they are checked against
-// those intervals plus a stated margin, not against a speed target.
+// those intervals plus a stated margin, not against a speed target. The driver (1.6) rotates only when the kubelet
+// re-publishes the volume (CSIDriver requiresRepublish), on its pod sync (syncFrequency, with up to 50 % jitter),
+// and skips a re-publish within rotationPollInterval of the last one: a file can lag by both.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,6 +20,9 @@ const version = (JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as
 
 const ROTATION_POLL_S = 15;
 const REFRESH_S = 15;
+/** The node kubelet's syncFrequency (test/node.sh), or the kubelet's default. */
+const KUBELET_SYNC_S = Number(/^syncFrequency: (\d+)s$/m.exec(readFileSync(join(env('NS_TEST_NODE_STATE'), 'kubelet.yaml'), 'utf8'))?.[1] ?? 60);
+const FILE_BOUND_S = ROTATION_POLL_S + KUBELET_SYNC_S * 1.5;
 /** Beyond the interval: one mount or one reconcile (a login and a read through the Service), and the poll here. */
 const MARGIN_S = 20;
 const JOB = 'lifecycle-job';
@@ -175,11 +180,11 @@ describe('the release on a node that runs pods, through its life', () => {
     const changed = Date.now();
     await cli(['set', 'OPENAI_KEY', '-'], 'value-2');
     const [fileMs, envMs] = await Promise.all([
-      waitUntil('the mounted file to hold the new value', async () => (await mountedFile('reader-1')) === 'value-2' && Date.now() - changed, (ROTATION_POLL_S + MARGIN_S) * 2_000),
-      waitUntil('the env Secret to hold the new value', async () => (await envSecretValue()) === 'value-2' && Date.now() - changed, (REFRESH_S + MARGIN_S) * 2_000),
+      waitUntil('the mounted file to hold the new value', async () => (await mountedFile('reader-1')) === 'value-2' && Date.now() - changed, (FILE_BOUND_S + MARGIN_S) * 2_000, 500),
+      waitUntil('the env Secret to hold the new value', async () => (await envSecretValue()) === 'value-2' && Date.now() - changed, (REFRESH_S + MARGIN_S) * 2_000, 500),
     ]);
-    console.log(`lifecycle: a changed value reached the mounted file in ${seconds(fileMs)} s (rotationPollInterval ${ROTATION_POLL_S} s), the env Secret in ${seconds(envMs)} s (refreshInterval ${REFRESH_S} s)`);
-    expect(fileMs).toBeLessThanOrEqual((ROTATION_POLL_S + MARGIN_S) * 1_000);
+    console.log(`lifecycle: a changed value reached the mounted file in ${seconds(fileMs)} s (rotationPollInterval ${ROTATION_POLL_S} s, kubelet syncFrequency ${KUBELET_SYNC_S} s), the env Secret in ${seconds(envMs)} s (refreshInterval ${REFRESH_S} s)`);
+    expect(fileMs).toBeLessThanOrEqual((FILE_BOUND_S + MARGIN_S) * 1_000);
     expect(envMs).toBeLessThanOrEqual((REFRESH_S + MARGIN_S) * 1_000);
   }, 180_000);
 
