@@ -266,7 +266,15 @@ describe('the release on a node that runs pods, through its life', () => {
     // The order that left bindings Terminating for good on the operator's finalizer: the release first.
     helm(['uninstall', 'nosana-secrets', '-n', RELEASE_NS, '--wait', '--timeout', '3m']);
     const deleting = Date.now();
-    await kubectlAsync(['delete', 'namespace', JOBS_NS, '--wait=true', '--timeout=120s']);
+    await kubectlAsync(['delete', 'namespace', JOBS_NS, '--wait=false']);
+    await waitUntil('the jobs namespace to be deleted', async () => !(await kubectlAsync(['get', 'namespace', JOBS_NS, '--ignore-not-found', '-o', 'name'])).trim(), 120_000, 1_000)
+      .catch(async (error: Error) => {
+        // What holds it: the namespace's conditions name the remaining content and finalizers.
+        const state = await kubectlAsync(['get', 'namespace', JOBS_NS, '-o', 'jsonpath={.status.conditions}']).catch(String);
+        const left = await kubectlAsync(['-n', JOBS_NS, 'get', 'pods,nsb,secrets,secretproviderclasspodstatuses', '-o',
+          'jsonpath={range .items[*]}{.kind}/{.metadata.name} deleting={.metadata.deletionTimestamp} finalizers={.metadata.finalizers} phase={.status.phase}{"\\n"}{end}']).catch(String);
+        throw new Error(`${error.message}\n${state}\n${left}`);
+      });
     console.log(`lifecycle: after helm uninstall, the jobs namespace (binding, 4 job pods) was deleted in ${seconds(Date.now() - deleting)} s`);
     await kubectlAsync(['delete', 'namespace', RELEASE_NS, '--wait=true', '--timeout=120s']);
 
