@@ -29,7 +29,7 @@ import { generateKeypair, keypairFileContent } from '../common/login.js';
 import { Progress } from '../common/progress.js';
 import { PACKAGE_ROOT, RUNTIME_VERSION } from '../injector/provider.js';
 import { SPC_GROUP, SPC_PLURAL, SPC_VERSION } from '../injector/secret-provider-class.js';
-import { ctr, helm, imageArchive, installCsiDriver, kubectl, nodeEnv, uninstallChart } from '../test/node/node.js';
+import { ctr, env as nodeEnv, helm, imageArchive, installCsiDriver, kubectl, removeRelease } from '../test/node/node.js';
 
 const { values } = parseArgs({
   options: {
@@ -296,7 +296,7 @@ async function main(): Promise<void> {
 
   if (values.samples) writeFileSync(values.samples, JSON.stringify(Object.fromEntries(clock.samples), null, 1));
   kubectl(['delete', 'namespace', namespace, '--wait=true', '--timeout=120s']);
-  if (!values.keep) uninstallChart();
+  if (!values.keep) removeRelease();
 }
 
 main().then(

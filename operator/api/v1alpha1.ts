@@ -1,5 +1,5 @@
 // The NosanaSecretBinding API (secrets.nosana.io/v1alpha1): resource types, the condition type, its reasons, and the
-// labels, annotations and finalizer the operator puts on what it manages. The schema itself lives in
+// labels and annotations the operator puts on what it manages. The schema itself lives in
 // crds/nosanasecretbindings.yaml; keep the two in step. No behaviour here: the operator, the tests and the chart's
 // docs all read this one module.
 
@@ -10,8 +10,12 @@ export const KIND = 'NosanaSecretBinding';
 export const PLURAL = 'nosanasecretbindings';
 export const CRD_NAME = `${PLURAL}.${GROUP}`;
 
-/** Held on every binding until the operator has deleted what it created for it. */
-export const FINALIZER = `${GROUP}/cleanup`;
+/**
+ * The finalizer operators of chart 0.1.0 held on every binding until they had deleted its env Secret. This
+ * operator holds none (garbage collection deletes the env Secret through its ownerReference), and removes it from
+ * bindings that still carry it: a finalizer outlives an uninstalled operator, and kept bindings Terminating for good.
+ */
+export const LEGACY_FINALIZER = `${GROUP}/cleanup`;
 
 /** Labels on every env Secret the operator keeps. */
 export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';

@@ -1,6 +1,7 @@
 // One reconcile of one NosanaSecretBinding: bring the cluster to what the binding says, and make its status say what
-// is true. In order: clean up if it is being deleted; hold the finalizer; clean up if the job has finished (and delete
-// the binding after its TTL); check the endpoint; read the node key; get the job's token (naming spec.owner); read the granted keys; keep the env Secret;
+// is true. In order: drop the finalizer older operators held, and stop if it is being deleted (garbage collection
+// deletes the env Secret, whose ownerReference names the binding); clean up if the job has finished (and delete the
+// binding after its TTL); check the endpoint; read the node key; get the job's token (naming spec.owner); read the granted keys; keep the env Secret;
 // write the status; emit an Event when the Ready condition changes. Values pass from the secrets server to the
 // Secret and nowhere else: not to logs, status, Events or errors.
 import type { V1Secret } from '@kubernetes/client-node';
@@ -11,7 +12,7 @@ import { ServerCallError, type NodeSessions } from '../../common/node-sessions.j
 import { parseKeypairFile, type Keypair } from '../../common/login.js';
 import { parseDuration } from '../api/duration.js';
 import {
-  DEFAULT_CREDENTIALS_KEY, DEFAULT_REFRESH_INTERVAL, envSecretName, FINALIZER, GROUP, PLURAL, readyCondition, Reason, VERSION,
+  DEFAULT_CREDENTIALS_KEY, DEFAULT_REFRESH_INTERVAL, envSecretName, GROUP, LEGACY_FINALIZER, PLURAL, readyCondition, Reason, VERSION,
   type NosanaSecretBinding, type NosanaSecretBindingStatus, type ResolvedKey,
 } from '../api/v1alpha1.js';
 import type { EventRecorder } from '../events.js';
@@ -71,17 +72,17 @@ export class Reconciler {
 
   async reconcile(binding: NosanaSecretBinding): Promise<Outcome> {
     const log = this.options.log.child({ namespace: binding.metadata.namespace, binding: binding.metadata.name, job: binding.spec.job });
+    // No finalizer: one would outlive the operator (helm uninstall before the bindings go) and keep bindings
+    // Terminating for good. The env Secret's ownerReference lets the garbage collector delete it with the binding.
+    if (binding.metadata.deletionTimestamp) return this.deleted(binding, log);
+    await this.releaseLegacyFinalizer(binding, log);
     try {
       await this.options.secrets.ensure(binding.metadata.namespace);
     } catch (error) {
       if (!(error instanceof SecretsForbiddenError)) throw error;
-      // Nothing of ours can be in a namespace whose Secrets we may not touch: a deleted binding just goes.
-      if (binding.metadata.deletionTimestamp) return this.releaseFinalizer(binding, log);
       return this.fail(binding, new BindingProblem(Reason.SecretsNotPermitted,
         `${error.message}: bind the operator's Secrets ClusterRole to its ServiceAccount in this namespace (chart: list it in operator.namespaces)`), log);
     }
-    if (binding.metadata.deletionTimestamp) return this.finalize(binding, log);
-    if (!(binding.metadata.finalizers ?? []).includes(FINALIZER)) await this.addFinalizer(binding);
     if (binding.spec.jobFinished) return this.finish(binding, log);
 
     const now = new Date();
@@ -148,22 +149,21 @@ export class Reconciler {
     return { result: 'success', reason: Reason.SecretsResolved, requeueAfterMs: refreshMs };
   }
 
-  /** The binding is being deleted: delete what the operator made for it, then let it go. */
-  private async finalize(binding: NosanaSecretBinding, log: Logger): Promise<Outcome> {
-    if (!(binding.metadata.finalizers ?? []).includes(FINALIZER)) return { result: 'success', reason: 'Deleted' };
-    await this.deleteEnvSecrets(binding, undefined);
-    return this.releaseFinalizer(binding, log);
+  /** The binding is being deleted: nothing to do but let go of an older operator's finalizer. */
+  private async deleted(binding: NosanaSecretBinding, log: Logger): Promise<Outcome> {
+    await this.releaseLegacyFinalizer(binding, log);
+    return { result: 'success', reason: 'Deleted' };
   }
 
-  private async releaseFinalizer(binding: NosanaSecretBinding, log: Logger): Promise<Outcome> {
-    const index = (binding.metadata.finalizers ?? []).indexOf(FINALIZER);
-    if (index < 0) return { result: 'success', reason: 'Deleted' };
+  /** Removes the finalizer an older operator put on the binding, if it is there. */
+  private async releaseLegacyFinalizer(binding: NosanaSecretBinding, log: Logger): Promise<void> {
+    const index = (binding.metadata.finalizers ?? []).indexOf(LEGACY_FINALIZER);
+    if (index < 0) return;
     await this.patchBinding(binding, [
-      { op: 'test', path: `/metadata/finalizers/${index}`, value: FINALIZER },
+      { op: 'test', path: `/metadata/finalizers/${index}`, value: LEGACY_FINALIZER },
       { op: 'remove', path: `/metadata/finalizers/${index}` },
     ]);
-    log.info('binding deleted: env Secret removed, finalizer released');
-    return { result: 'success', reason: 'Deleted' };
+    log.info('finalizer of an older operator removed');
   }
 
   /** The job has ended: no more values in the cluster; after the TTL, the binding goes too. */
@@ -362,16 +362,6 @@ export class Reconciler {
     const namespace = binding.metadata.namespace;
     return this.options.ownWrites.track(`${namespace}/${name}`, `${namespace}/${binding.metadata.name}`, write,
       (secret) => secret.metadata?.resourceVersion);
-  }
-
-  private async addFinalizer(binding: NosanaSecretBinding): Promise<void> {
-    const finalizers = binding.metadata.finalizers;
-    await this.patchBinding(binding, finalizers === undefined
-      ? [
-        { op: 'test', path: '/metadata/resourceVersion', value: binding.metadata.resourceVersion },
-        { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] },
-      ]
-      : [{ op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }]);
   }
 
   private async patchBinding(binding: NosanaSecretBinding, patch: object[]): Promise<void> {

@@ -20,7 +20,7 @@ const LEFTOVER_AGE_MS = 15 * 60_000;
  * Deletes the namespaces earlier runs left behind. Without this they pile up in test/env's etcd, and the idle
  * apiserver and controller manager work on all of them, which slows every later run and adds noise to benchmarks.
  * Some cannot finish deleting on their own here: pods bound to the CSI test's node wait for a kubelet there is none
- * of, and bindings keep the operator's finalizer once the operator is gone. So those go first, forcibly.
+ * of, and bindings of older operators keep their finalizer once the operator is gone. So those go first, forcibly.
  */
 export async function purgeLeftoverNamespaces(kc: KubeConfig): Promise<number> {
   const kube = createKubeClients(kc); // its patches go out as JSON patches

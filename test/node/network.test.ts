@@ -22,13 +22,23 @@ function dropCounter(): number {
   return Number(drop?.trim().split(/\s+/)[0] ?? Number.NaN);
 }
 
-/** The test's outside host: netns `nstest-outside`, 172.31.254.2/30, host side 172.31.254.1 (no pod or service CIDR). */
-const OUTSIDE_NS = 'nstest-outside';
+/**
+ * The test's outside host: a network namespace held by a process of its own (not `ip netns add`: on a /run/netns
+ * that is not yet a mount point, that bind-mounts it over itself, hiding the netns mounts of running pods, whose
+ * sandboxes then cannot be removed: EBUSY). 172.31.254.2/30, host side 172.31.254.1 (no pod or service CIDR).
+ */
 const OUTSIDE_ADDRESS = '172.31.254.2';
+let holder: ChildProcess | undefined;
 let listener: ChildProcess | undefined;
 
 function ip(...args: string[]): void {
   execFileSync('ip', args, { stdio: 'pipe' });
+}
+
+/** Runs a command in the outside host's network namespace. */
+function outside(command: string, ...args: string[]): string[] {
+  if (holder?.pid === undefined) throw new Error('the outside host is not running');
+  return ['nsenter', `--net=/proc/${holder.pid}/ns/net`, '--', command, ...args];
 }
 
 function hostReaches(host: string, port: number): Promise<boolean> {
@@ -41,24 +51,30 @@ function hostReaches(host: string, port: number): Promise<boolean> {
 
 function removeOutsideHost(): void {
   listener?.kill();
+  holder?.kill();
   try { ip('link', 'delete', 'nsto-h'); } catch { /* already gone */ }
-  try { ip('netns', 'delete', OUTSIDE_NS); } catch { /* already gone */ }
 }
 
 beforeAll(async () => {
   kubectl(['create', 'namespace', namespace]);
   removeOutsideHost();
-  ip('netns', 'add', OUTSIDE_NS);
+  holder = spawn('unshare', ['--net', '--', 'sleep', 'infinity'], { stdio: 'ignore' });
+  const own = execFileSync('readlink', ['/proc/self/ns/net'], { encoding: 'utf8' });
+  for (let i = 0; i < 50 && execFileSync('readlink', [`/proc/${holder.pid}/ns/net`], { encoding: 'utf8' }) === own; i++) {
+    await new Promise((done) => setTimeout(done, 100)); // until unshare has made its namespace
+  }
+  const run = (argv: string[]): void => { execFileSync(argv[0]!, argv.slice(1), { stdio: 'pipe' }); };
   ip('link', 'add', 'nsto-h', 'type', 'veth', 'peer', 'name', 'nsto-n');
-  ip('link', 'set', 'nsto-n', 'netns', OUTSIDE_NS);
+  ip('link', 'set', 'nsto-n', 'netns', String(holder.pid));
   ip('addr', 'add', '172.31.254.1/30', 'dev', 'nsto-h');
   ip('link', 'set', 'nsto-h', 'up');
-  ip('netns', 'exec', OUTSIDE_NS, 'ip', 'addr', 'add', `${OUTSIDE_ADDRESS}/30`, 'dev', 'nsto-n');
-  ip('netns', 'exec', OUTSIDE_NS, 'ip', 'link', 'set', 'nsto-n', 'up');
-  ip('netns', 'exec', OUTSIDE_NS, 'ip', 'link', 'set', 'lo', 'up');
-  ip('netns', 'exec', OUTSIDE_NS, 'ip', 'route', 'add', 'default', 'via', '172.31.254.1');
-  listener = spawn('ip', ['netns', 'exec', OUTSIDE_NS, process.execPath, '-e',
-    `require('node:net').createServer((s) => s.end('outside\\n')).listen(80, '${OUTSIDE_ADDRESS}')`], { stdio: 'ignore' });
+  run(outside('ip', 'addr', 'add', `${OUTSIDE_ADDRESS}/30`, 'dev', 'nsto-n'));
+  run(outside('ip', 'link', 'set', 'nsto-n', 'up'));
+  run(outside('ip', 'link', 'set', 'lo', 'up'));
+  run(outside('ip', 'route', 'add', 'default', 'via', '172.31.254.1'));
+  const [command, ...args] = outside(process.execPath, '-e',
+    `require('node:net').createServer((s) => s.end('outside\\n')).listen(80, '${OUTSIDE_ADDRESS}')`);
+  listener = spawn(command!, args, { stdio: 'ignore' });
   // The host reaches it: so a pod that does not is stopped by the rule, not by a missing route.
   const deadline = Date.now() + 10_000;
   while (!(await hostReaches(OUTSIDE_ADDRESS, 80))) {

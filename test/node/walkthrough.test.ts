@@ -8,7 +8,7 @@ import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, w
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ctr, imageArchive, installCsiDriver, kubectl, nodeEnv as env, uninstallChart } from './node.js';
+import { ctr, env, imageArchive, installCsiDriver, kubectl, removeRelease } from './node.js';
 
 const root = join(import.meta.dirname, '../..');
 const doc = readFileSync(join(root, 'docs/kubernetes.md'), 'utf8');
@@ -43,9 +43,8 @@ beforeAll(() => {
 }, 600_000);
 
 afterAll(() => {
-  // The job's namespace first, while the operator runs (its bindings carry the operator's finalizer).
-  kubectl(['delete', 'namespace', 'jobs', '--ignore-not-found', '--wait=true', '--timeout=120s']);
-  uninstallChart();
+  // The job's namespace first (test/node/lifecycle.test.ts checks the other order, uninstall first).
+  removeRelease();
   rmSync(work, { recursive: true, force: true });
 }, 300_000);
 

@@ -1,8 +1,8 @@
 // A binding's life with a real API server, a real secrets server and the operator: the env Secret and the status
 // appear, follow changes of values and of the spec, are repaired when someone edits them, go when the job finishes,
-// and go with the binding when it is deleted.
+// and go with the binding when it is deleted, by garbage collection, even when no operator runs any more.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { FINALIZER } from '../../operator/api/v1alpha1.js';
+import { LEGACY_FINALIZER } from '../../operator/api/v1alpha1.js';
 import type { KubeClients } from '../../operator/kube/clients.js';
 import {
   bindingObject, bindingSpec, createBinding, decoded, deleteBinding, eventsFor, getBinding, getSecret, grant, patchBinding,
@@ -13,12 +13,13 @@ let kube: KubeClients;
 let namespace: string;
 let world: SecretsWorld;
 let operator: TestOperator;
+let operatorStopped = false;
 
 beforeAll(async () => {
   ({ kube, namespace, world, operator } = await startOperatorWorld('nsb-life'));
 });
 
-afterAll(() => stopOperatorWorld({ kube, world, operator }));
+afterAll(() => stopOperatorWorld({ kube, world, operator: operatorStopped ? undefined : operator }));
 
 describe('a NosanaSecretBinding', () => {
   it('gets its env Secret and a Ready status with the key versions', async () => {
@@ -32,7 +33,8 @@ describe('a NosanaSecretBinding', () => {
     expect(binding.status?.secretName).toBe('apply');
     expect(binding.status?.observedGeneration).toBe(binding.metadata.generation);
     expect(Date.parse(binding.status!.lastSyncTime!)).toBeGreaterThan(Date.now() - 60_000);
-    expect(binding.metadata.finalizers).toContain(FINALIZER);
+    // No finalizer: it would keep the binding Terminating for good once the operator is uninstalled.
+    expect(binding.metadata.finalizers ?? []).toEqual([]);
 
     const secret = await getSecret(kube, namespace, 'apply');
     expect(decoded(secret!)).toEqual({ API_TOKEN: 'tok-1', DB_PASSWORD: 'pw-1' });
@@ -108,15 +110,29 @@ describe('a NosanaSecretBinding', () => {
     await waitFor('the binding to be deleted after its TTL', async () => (await getBinding(kube, namespace, 'finish')) === undefined);
   });
 
-  it('takes its env Secret and its finalizer with it when deleted', async () => {
+  it('takes its env Secret with it when deleted (garbage collection, through the ownerReference)', async () => {
     await grant(world, 'job-delete', { 'delete/token': 'value' });
     await createBinding(kube, bindingObject(namespace, 'delete', bindingSpec(world, 'job-delete', [{ key: 'delete/token', env: 'TOKEN' }])));
     await waitForReady(kube, namespace, 'delete', 'True', 'SecretsResolved');
     expect(await getSecret(kube, namespace, 'delete')).toBeDefined();
 
     await deleteBinding(kube, namespace, 'delete');
-    await waitFor('the binding to be gone (finalizer released)', async () => (await getBinding(kube, namespace, 'delete')) === undefined);
-    expect(await getSecret(kube, namespace, 'delete')).toBeUndefined();
+    await waitFor('the binding to be gone', async () => (await getBinding(kube, namespace, 'delete')) === undefined);
+    await waitFor('the env Secret to be gone', async () => (await getSecret(kube, namespace, 'delete')) === undefined);
+  });
+
+  it('removes the finalizer an older operator left on a binding, so deleting it is not held up', async () => {
+    await grant(world, 'job-legacy', { 'legacy/token': 'value' });
+    const old = bindingObject(namespace, 'legacy', bindingSpec(world, 'job-legacy', [{ key: 'legacy/token', env: 'TOKEN' }]));
+    old.metadata.finalizers = [LEGACY_FINALIZER];
+    await createBinding(kube, old);
+    await waitForReady(kube, namespace, 'legacy', 'True', 'SecretsResolved');
+    await waitFor('the old finalizer to be removed', async () => {
+      const binding = await getBinding(kube, namespace, 'legacy');
+      return binding !== undefined && !(binding.metadata.finalizers ?? []).includes(LEGACY_FINALIZER);
+    });
+    await deleteBinding(kube, namespace, 'legacy');
+    await waitFor('the binding to be gone', async () => (await getBinding(kube, namespace, 'legacy')) === undefined);
   });
 
   it('reports reconciles, queue depth, bindings by condition and leadership on /metrics', async () => {
@@ -148,5 +164,18 @@ describe('a NosanaSecretBinding', () => {
     const visible = [JSON.stringify(bindings), JSON.stringify(events.items), operator.logs.join('\n')].join('\n');
     expect(operator.logs.length).toBeGreaterThan(0);
     for (const value of values) expect(visible).not.toContain(value);
+  });
+
+  // Last: it stops the operator. `helm uninstall` before the job namespaces are deleted does the same.
+  it('goes, with its env Secret, when deleted after the operator has stopped', async () => {
+    await grant(world, 'job-orphan', { 'orphan/token': 'value' });
+    await createBinding(kube, bindingObject(namespace, 'orphan', bindingSpec(world, 'job-orphan', [{ key: 'orphan/token', env: 'TOKEN' }])));
+    await waitForReady(kube, namespace, 'orphan', 'True', 'SecretsResolved');
+    await operator.close();
+    operatorStopped = true;
+
+    await deleteBinding(kube, namespace, 'orphan');
+    await waitFor('the binding to be gone, not Terminating', async () => (await getBinding(kube, namespace, 'orphan')) === undefined);
+    await waitFor('the env Secret to be gone', async () => (await getSecret(kube, namespace, 'orphan')) === undefined);
   });
 });
