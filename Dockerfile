@@ -30,7 +30,6 @@ COPY server ./server
 COPY operator ./operator
 COPY injector ./injector
 COPY proto ./proto
-COPY bench ./bench
 COPY image/sqlite-gc-check.cjs ./image/
 RUN npm ci --no-audit --no-fund \
  && (cd node_modules/better-sqlite3 \

@@ -93,7 +93,11 @@ APP=$WORK/app
 mkdir -p "$APP"
 for src in "${BUILD_SOURCES[@]}"; do (cd "$ROOT" && cp -a --parents "$src" "$APP/"); done
 say "compiling TypeScript"
-(cd "$ROOT" && node node_modules/typescript/bin/tsc -p tsconfig.json --outDir "$APP/dist")
+# Only the sources the build stage copies, as `npm ci`'s prepare compiles them there (not bench/, for one).
+ts_dirs=$(for src in "${BUILD_SOURCES[@]}"; do [[ -d $ROOT/$src ]] && printf '"%s",' "$ROOT/$src"; done)
+printf '{"extends": "%s/tsconfig.json", "include": [%s], "compilerOptions": {"rootDir": "%s", "outDir": "%s/dist"}}\n' \
+	"$ROOT" "${ts_dirs%,}" "$ROOT" "$APP" >"$WORK/tsconfig.json"
+(cd "$ROOT" && node node_modules/typescript/bin/tsc -p "$WORK/tsconfig.json")
 say "installing production dependencies (npm ci --omit=dev)"
 (cd "$APP" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
 # Native modules: better-sqlite3 is compiled for the image's Node ABI against the headers of
