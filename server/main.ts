@@ -3,7 +3,7 @@ import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Env } from '../common/config.js';
-import { createLogger, type Logger } from '../common/log.js';
+import { auditLogger, createLogger, type Logger } from '../common/log.js';
 import { startProbeServer } from '../common/metrics.js';
 import { buildApp } from './app.js';
 import { loadServerConfig, type ServerConfig } from './config.js';
@@ -60,7 +60,7 @@ export async function createContext(config: ServerConfig, storage: Storage, log:
   }
   return {
     config, storage, metrics, log,
-    audit: log.child({ audit: true }),
+    audit: auditLogger(log),
     envelope: new Envelope(config.keyring),
     tokens: new Tokens(config.jwtSecret, config.tokenTtlSeconds),
     grants: new GrantResolver(sources),

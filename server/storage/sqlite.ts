@@ -45,6 +45,10 @@ function toSecret(row: SecretRow): SecretRecord {
 
 /** The columns the read path fetches, in the order of ReadRow: the owner is known, it is the query's. */
 const READ_COLUMNS = 'key, sealed, kek_id, version, created_at, updated_at';
+// Built once, here: a statement is found by its SQL text, and a text built again on every call would be hashed again
+// on every call (at read rates, that cost as much as the lookup in the database).
+const READ_ONE = `SELECT ${READ_COLUMNS} FROM secrets WHERE owner = ? AND key = ?`;
+const READ_MANY = `SELECT ${READ_COLUMNS} FROM secrets WHERE owner = ? AND key IN (SELECT value FROM json_each(?)) ORDER BY key`;
 type ReadRow = [key: string, sealed: string, kekId: string, version: number, createdAt: number, updatedAt: number];
 
 function readRecord(owner: string, [key, sealed, kekId, version, createdAt, updatedAt]: ReadRow): SecretRecord {
@@ -72,11 +76,11 @@ interface PendingSignature {
  * context (nodejs/node#65446: `Assertion failed: (env) != nullptr` in RemoveEnvironmentCleanupHook); the server did,
  * at start-up. A connection and a few dozen statements per storage opened: small and bounded.
  */
-const RETAINED = new Map<Database.Database, Map<string, Database.Statement>>();
+const RETAINED = new Map<Database.Database, { plain: Map<string, Database.Statement>; raw: Map<string, Database.Statement> }>();
 
 function openDatabase(path: string, pragmas: string[]): Database.Database {
   const db = new Database(path);
-  RETAINED.set(db, new Map());
+  RETAINED.set(db, { plain: new Map(), raw: new Map() });
   // exec, not db.pragma(): pragma() prepares a statement of its own, which would be left to the collector.
   for (const pragma of pragmas) db.exec(`PRAGMA ${pragma}`);
   return db;
@@ -101,10 +105,10 @@ export class SqliteStorage implements Storage {
    * rows come back as arrays, which the read path uses: a keyed object per row cost more than the lookup itself.
    */
   private prepare<Params extends unknown[], Row = unknown>(db: Database.Database, sql: string, raw = false): Database.Statement<Params, Row> {
-    const cache = RETAINED.get(db)!;
-    const cacheKey = raw ? `raw:${sql}` : sql;
-    let statement = cache.get(cacheKey);
-    if (!statement) cache.set(cacheKey, (statement = raw ? db.prepare(sql).raw() : db.prepare(sql)));
+    const statements = RETAINED.get(db)!;
+    const cache = raw ? statements.raw : statements.plain;
+    let statement = cache.get(sql);
+    if (!statement) cache.set(sql, (statement = raw ? db.prepare(sql).raw() : db.prepare(sql)));
     return statement as unknown as Database.Statement<Params, Row>;
   }
 
@@ -155,7 +159,7 @@ export class SqliteStorage implements Storage {
   }
 
   async getSecret(owner: string, key: string): Promise<SecretRecord | undefined> {
-    const row = this.prepare<[string, string], ReadRow>(this.open, `SELECT ${READ_COLUMNS} FROM secrets WHERE owner = ? AND key = ?`, true).get(owner, key);
+    const row = this.prepare<[string, string], ReadRow>(this.open, READ_ONE, true).get(owner, key);
     return row && readRecord(owner, row);
   }
 
@@ -165,9 +169,8 @@ export class SqliteStorage implements Storage {
       const record = await this.getSecret(owner, keys[0]!);
       return record ? [record] : [];
     }
-    return this.prepare<[string, string], ReadRow>(this.open,
-      `SELECT ${READ_COLUMNS} FROM secrets WHERE owner = ? AND key IN (SELECT value FROM json_each(?)) ORDER BY key`, true,
-    ).all(owner, JSON.stringify(keys)).map((row) => readRecord(owner, row));
+    return this.prepare<[string, string], ReadRow>(this.open, READ_MANY, true)
+      .all(owner, JSON.stringify(keys)).map((row) => readRecord(owner, row));
   }
 
   async listSecrets(owner: string, prefix = ''): Promise<SecretRecord[]> {
