@@ -94,9 +94,9 @@ mkdir -p "$APP"
 for src in "${BUILD_SOURCES[@]}"; do (cd "$ROOT" && cp -a --parents "$src" "$APP/"); done
 say "compiling TypeScript"
 # Only the sources the build stage copies, as `npm ci`'s prepare compiles them there (not bench/, for one).
-ts_dirs=$(for src in "${BUILD_SOURCES[@]}"; do [[ -d $ROOT/$src ]] && printf '"%s",' "$ROOT/$src"; done)
-printf '{"extends": "%s/tsconfig.json", "include": [%s], "compilerOptions": {"rootDir": "%s", "outDir": "%s/dist"}}\n' \
-	"$ROOT" "${ts_dirs%,}" "$ROOT" "$APP" >"$WORK/tsconfig.json"
+ts_dirs=$(for src in "${BUILD_SOURCES[@]}"; do if [[ -d $ROOT/$src ]]; then printf '"%s",' "$ROOT/$src"; fi; done)
+printf '{"extends": "%s/tsconfig.json", "include": [%s], "compilerOptions": {"rootDir": "%s", "outDir": "%s/dist", "typeRoots": ["%s/node_modules/@types"]}}\n' \
+	"$ROOT" "${ts_dirs%,}" "$ROOT" "$APP" "$ROOT" >"$WORK/tsconfig.json"
 (cd "$ROOT" && node node_modules/typescript/bin/tsc -p "$WORK/tsconfig.json")
 say "installing production dependencies (npm ci --omit=dev)"
 (cd "$APP" && npm ci --omit=dev --ignore-scripts --prefer-offline --no-audit --no-fund --loglevel=error >/dev/null)
