@@ -107,7 +107,7 @@ async function main(): Promise<void> {
   const port = await freePort();
   await startPart(['server'], {
     PORT: String(port), HOST: '127.0.0.1', STORAGE_CONNECTION: `sqlite://${join(dir, 'db.sqlite')}`, SECRETS_STATE_DIR: join(dir, 'state'),
-  }, /secret manager running/);
+  }, /secret manager listening/);
   const endpoint = `http://127.0.0.1:${port}`;
   const api = new SecretsClient({ endpoint });
   const owner = generateKeypair();
