@@ -22,6 +22,7 @@ import * as protoLoader from '@grpc/proto-loader';
 import { ApiextensionsV1Api, CoreV1Api, CustomObjectsApi, KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { SecretsClient } from '../common/client.js';
+import { runBenchmark, stopAtEnd } from './children.js';
 import { generateKeypair, keypairFileContent } from '../common/login.js';
 import { PROTO_PATH } from '../injector/provider.js';
 import { SPC_GROUP, SPC_PLURAL, SPC_VERSION } from '../injector/secret-provider-class.js';
@@ -41,8 +42,6 @@ const runs = Number(values.runs);
 const TARGET_P99_MS = 3;
 const cli = resolve(import.meta.dirname, '../cli/main.js');
 const dir = mkdtempSync(join(tmpdir(), 'nss-bench-injector-'));
-const children: ChildProcess[] = [];
-process.once('exit', () => { for (const child of children) child.kill('SIGTERM'); });
 
 async function freePort(): Promise<number> {
   const probe = createServer();
@@ -55,7 +54,7 @@ async function freePort(): Promise<number> {
 /** Starts the CLI with `args` and resolves when it prints a line matching `ready`. */
 function startPart(args: string[], env: Record<string, string>, ready: RegExp): Promise<ChildProcess> {
   const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, LOG_LEVEL: 'warn', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
+  stopAtEnd(child);
   let seen: string | undefined = '';
   return new Promise((done, fail) => {
     const onData = (chunk: Buffer) => {
@@ -235,11 +234,4 @@ function driverClientFigures(calls: Record<string, object>): Record<string, { p5
   return JSON.parse(run.stdout) as Record<string, { p50: number; p99: number }>;
 }
 
-main().then(
-  () => { for (const child of children) child.kill('SIGTERM'); },
-  (error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
-    for (const child of children) child.kill('SIGTERM');
-    process.exitCode = 1;
-  },
-);
+runBenchmark(main);

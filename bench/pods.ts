@@ -18,13 +18,14 @@
 // ($NS_TEST_STATE/logs/kubelet.log: MountVolume started / SetUp succeeded) and containerd's (RunPodSandbox,
 // StartContainer). `--burst` creates all pods at once instead (throughput under load, not latency). `--keep` leaves
 // the chart installed for the next run. Goal: the volume adds under 300 ms at p50 and under 1 s at p99.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { CoreV1Api, CustomObjectsApi, KubeConfig, Watch, type V1Pod } from '@kubernetes/client-node';
 import { SecretsClient } from '../common/client.js';
+import { runBenchmark, stopAtEnd } from './children.js';
 import { generateKeypair, keypairFileContent } from '../common/login.js';
 import { Progress } from '../common/progress.js';
 import { PACKAGE_ROOT, RUNTIME_VERSION } from '../injector/provider.js';
@@ -44,8 +45,6 @@ const podCount = Number(values.pods);
 const keyCount = Number(values.keys);
 const namespace = 'bench-pods';
 const job = 'bench-pods-job';
-const children: ChildProcess[] = [];
-process.once('exit', () => { for (const child of children) child.kill('SIGTERM'); });
 
 function say(line: string): void {
   process.stderr.write(`${line}\n`);
@@ -65,7 +64,7 @@ async function installChart(): Promise<string> {
   kubectl(['-n', 'nosana-secrets', 'rollout', 'status', 'ds/nosana-secrets-injector', '--timeout=2m']);
   // docs/kubernetes.md step 4: the API through a port-forward (port 0: kubectl picks one and prints it).
   const forward = spawn(nodeEnv('NS_TEST_KUBECTL'), ['-n', 'nosana-secrets', 'port-forward', 'svc/nosana-secrets-server', '0:4124'], { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(forward);
+  stopAtEnd(forward);
   const port = await new Promise<string>((done, fail) => {
     let seen = '';
     forward.stdout!.on('data', (chunk: Buffer) => {
@@ -299,11 +298,4 @@ async function main(): Promise<void> {
   if (!values.keep) removeRelease();
 }
 
-main().then(
-  () => { for (const child of children) child.kill('SIGTERM'); },
-  (error: unknown) => {
-    console.error(error instanceof Error ? error.message : error);
-    for (const child of children) child.kill('SIGTERM');
-    process.exitCode = 1;
-  },
-);
+runBenchmark(main);
