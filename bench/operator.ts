@@ -6,6 +6,8 @@
 // operator's calls per binding (API server by verb and resource, secrets server by call, from its metrics), the CPU
 // each process spent per binding (the API server's and etcd's too when they run on this machine, as with test/env;
 // other users of a shared API server add to theirs) and the operator's peak RSS (target: under 200 MB).
+// With --writes, the operator does not run: the API server's CPU for each kind of write a reconcile makes is measured
+// instead, beside a ConfigMap create.
 // Readiness is followed with a watch, not by listing every binding again and again, which at ten thousand would load
 // the API server under test. The namespace is deleted at the end, and on failure or Ctrl-C too.
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -18,8 +20,12 @@ import { randomBytes } from 'node:crypto';
 import { Watch } from '@kubernetes/client-node';
 import { SecretsClient } from '../common/client.js';
 import { generateKeypair, keypairFileContent } from '../common/login.js';
-import { GROUP, PLURAL, VERSION, type NosanaSecretBinding } from '../operator/api/v1alpha1.js';
+import { createLogger } from '../common/log.js';
+import { API_VERSION, GROUP, KIND, PLURAL, Reason, VERSION, type NosanaSecretBinding } from '../operator/api/v1alpha1.js';
+import { EventRecorder } from '../operator/events.js';
 import { createKubeClients, loadKubeConfig, statusOf } from '../operator/kube/clients.js';
+import { newEnvSecret } from '../operator/reconcile/env-secret.js';
+import { buildReadyCondition } from '../operator/reconcile/status.js';
 
 const { values } = parseArgs({
   options: {
@@ -27,6 +33,8 @@ const { values } = parseArgs({
     workers: { type: 'string', default: '16' },
     concurrency: { type: 'string', default: '16' },
     'heap-snapshot': { type: 'boolean', default: false },
+    // Instead of running the operator: what each write of a reconcile costs the API server and etcd (see measureWrites).
+    writes: { type: 'boolean', default: false },
     // The server's limits of logins and job token exchanges per node key and per source address
     // (LOGIN_RATE_LIMIT_PER_ADDRESS and _PER_SOURCE, 600 and 1,200 a minute per server process by default) would
     // bound the rate on their own: one node key on one address serves every binding here. Off unless given.
@@ -196,7 +204,7 @@ async function main(): Promise<void> {
   await retrying(() => kube.core.createNamespace({ body: { metadata: { name: namespace } } }));
   process.once('SIGINT', () => { process.stderr.write('interrupted: cleaning up\n'); cleanUp().finally(() => process.exit(130)); });
   try {
-    await measure();
+    await (values.writes ? measureWrites() : measure());
   } finally {
     process.stderr.write(`deleting namespace ${namespace}\n`);
     await cleanUp();
@@ -324,6 +332,66 @@ async function measure(): Promise<void> {
     operator.kill('SIGUSR2');
     line('heap snapshot', `written into ${dir} (load it in Chrome DevTools, Memory tab)`);
   }
+}
+
+/**
+ * --writes: the API server's and etcd's CPU for each write a first reconcile makes, without the operator running:
+ * `--bindings` each of the user's binding create, then the operator's own writes with the bodies it sends (the status
+ * JSON patch, the env Secret create, the Event), each beside as many ConfigMap creates (measured before and after,
+ * averaged). This says which writes bound the reconcile rate when the API server's CPU does.
+ */
+async function measureWrites(): Promise<void> {
+  const apiServerPids = [...pids({ prefix: 'kube-apiserver' }), ...pids({ prefix: 'etcd' })];
+  if (apiServerPids.length === 0) throw new Error('--writes reads the CPU of kube-apiserver and etcd from /proc: run it where they run (bash test/env up kube)');
+  const apiServerCpu = () => apiServerPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const perWrite = async (label: string, task: (i: number) => Promise<unknown>): Promise<number> => {
+    process.stderr.write(`${label}: ${count} writes\n`);
+    const before = apiServerCpu();
+    await pool(count, task);
+    return (apiServerCpu() - before) / count;
+  };
+  const configMaps = (round: string) => perWrite(`ConfigMap create (${round})`, (i) =>
+    kube.core.createNamespacedConfigMap({ namespace, body: { metadata: { name: `baseline-${round}-${i}` }, data: { a: 'b' } } }));
+
+  const baselineBefore = await configMaps('before');
+  const bindings: NosanaSecretBinding[] = [];
+  const create = await perWrite('binding create (the user\'s)', async (i) => {
+    bindings[i] = await kube.custom.createNamespacedCustomObject({
+      group: GROUP, version: VERSION, plural: PLURAL, namespace,
+      body: {
+        apiVersion: API_VERSION, kind: KIND, metadata: { name: `binding-${i}` },
+        spec: { job: `job-${i}`, owner: generateKeypair().address, nodeCredentialsRef: { name: 'node-key' }, secrets: [{ key: 'bench/token', env: 'TOKEN' }, { key: 'bench/password', env: 'PASSWORD' }] },
+      },
+    }) as NosanaSecretBinding;
+  });
+  const message = '2 key(s) resolved; Secret binding holds 2 variable(s)';
+  const status = await perWrite('status patch (the operator\'s JSON patch)', (i) => {
+    const binding = bindings[i]!;
+    const now = new Date();
+    const value = {
+      observedGeneration: binding.metadata.generation, secretName: binding.metadata.name, lastSyncTime: now.toISOString(),
+      keys: [{ key: 'bench/password', version: 1 }, { key: 'bench/token', version: 1 }],
+      conditions: [buildReadyCondition(binding, 'True', Reason.SecretsResolved, message, now)],
+    };
+    return kube.custom.patchNamespacedCustomObjectStatus({ group: GROUP, version: VERSION, plural: PLURAL, namespace, name: binding.metadata.name, body: [{ op: 'add', path: '/status', value }] });
+  });
+  const secret = await perWrite('env Secret create', (i) => kube.core.createNamespacedSecret({
+    namespace, body: newEnvSecret(bindings[i]!, bindings[i]!.metadata.name, { TOKEN: Buffer.from('bench-value').toString('base64'), PASSWORD: Buffer.from('bench-password').toString('base64') }),
+  }));
+  const events = new EventRecorder(kube.events, 'bench', createLogger('bench'));
+  const event = await perWrite('Event create', (i) => events.record(bindings[i]!, 'Normal', Reason.SecretsResolved, message));
+  const baseline = (baselineBefore + await configMaps('after')) / 2;
+
+  const line = (label: string, seconds: number) =>
+    process.stdout.write(`${label.padEnd(44)} ${(seconds * 1000).toFixed(2).padStart(6)} ms  ${(seconds / baseline).toFixed(2).padStart(5)}x ConfigMap\n`);
+  process.stdout.write(`API server + etcd CPU per write, ${count} of each, concurrency ${concurrency}, no operator running\n`);
+  line('ConfigMap create (baseline, mean of 2)', baseline);
+  line('binding create (the user\'s)', create);
+  line('status patch (operator)', status);
+  line('env Secret create (operator)', secret);
+  line('Event create (operator)', event);
+  line('a first reconcile: the three above', status + secret + event);
+  line('a binding: its create and first reconcile', create + status + secret + event);
 }
 
 main().catch((error: unknown) => {
