@@ -4,6 +4,9 @@
 // owner's grant for the same job id then neither makes the exchange ambiguous nor stands in for the owner's own.
 // Tokens are kept until 80 % into their lifetime and concurrent callers share one request in flight. Keeping a job
 // token is safe: the server looks the grant up again on every read, so a revoked grant stops the very next read.
+// The tokens kept are bounded: the least recently used go first, so an operator with ten thousand bindings holds the
+// tokens of the jobs it is reading now, not one per binding (1.1 KB each) until they expire.
+import { LRUCache } from 'lru-cache';
 import { ApiError, isTokenRefusal, SecretsClient, ServerUnreachableError, type SecretValue } from './client.js';
 import type { Keypair } from './login.js';
 
@@ -44,23 +47,26 @@ interface Held {
   refreshAt: number;
 }
 
-/** Prune expired tokens after this many new ones, so the tokens of jobs that ended do not pile up. */
-const PRUNE_EVERY = 256;
+/**
+ * Tokens kept, owner and job tokens together: a node's pods (the kubelet runs at most 110 by default) or the bindings
+ * an operator reconciles at once fit many times over. An owner token is used for every exchange, so it stays.
+ */
+export const DEFAULT_TOKENS_KEPT = 1_024;
 
 export class NodeSessions {
   private readonly clients = new Map<string, SecretsClient>();
   /** Owner tokens by endpoint and node; job tokens by endpoint, node, job and owner. */
-  private readonly tokens = new Map<string, Held>();
+  private readonly tokens: LRUCache<string, Held>;
   private readonly timeoutMs: number;
   private readonly caFile: string | undefined;
   private readonly observer: SessionObserver;
-  private issued = 0;
 
   /** `caFile`: the only CA trusted for https endpoints (NOSANA_SECRETS_CA_FILE); without it, the system's. */
-  constructor(options: { timeoutMs?: number; caFile?: string; observer?: SessionObserver } = {}) {
+  constructor(options: { timeoutMs?: number; caFile?: string; observer?: SessionObserver; tokensKept?: number } = {}) {
     this.timeoutMs = options.timeoutMs ?? 10_000;
     this.caFile = options.caFile;
     this.observer = options.observer ?? {};
+    this.tokens = new LRUCache({ max: options.tokensKept ?? DEFAULT_TOKENS_KEPT });
   }
 
   client(endpoint: string): SecretsClient {
@@ -157,17 +163,11 @@ export class NodeSessions {
       (answer) => { held.refreshAt = startedAt + 0.8 * (Date.parse(answer.expiresAt) - startedAt); },
       () => this.drop(id, held),
     );
-    if (++this.issued % PRUNE_EVERY === 0) this.prune();
     return held;
   }
 
   /** Forgets `held` unless a newer token already took its place (a concurrent caller's). */
   private drop(id: string, held: Held): void {
-    if (this.tokens.get(id) === held) this.tokens.delete(id);
-  }
-
-  private prune(): void {
-    const now = Date.now();
-    for (const [id, held] of this.tokens) if (held.refreshAt <= now) this.tokens.delete(id);
+    if (this.tokens.peek(id) === held) this.tokens.delete(id);
   }
 }
