@@ -14,13 +14,17 @@
 //   copies (in the database or in a backup) can still be put back as current. `nosana-secrets rotate-keys` re-seals
 //   every v1 row as v2, bound to the version the row has at that moment; once the old KEK is then removed from the
 //   keyring, no v1 copy opens any more. So after upgrading: put a new key first, restart, rotate, drop the old key.
-// Unwrapped data keys are cached (bounded), so a value read again is opened with one AES-GCM operation instead of
-// two. The KEK that opens them all is in memory anyway; the cache holds nothing it could not.
+// Opened values are cached (bounded), found by their sealed text and used only for the very same inputs: a value read
+// again costs a string comparison instead of two AES-GCM operations (on Node, creating a decipher costs far more than
+// the cipher: 20 values were a third of a job's read). Opening is a pure function of the sealed text, the KEK and the
+// row's owner, key name and version, so a hit returns exactly what opening would; any change of the row (a new value,
+// a rewrap, a copy under another name, an old copy put back under another version) misses and is opened, or refused,
+// as before. The KEK that opens every stored value is in memory anyway; the cache holds nothing it could not give.
 //
 // Keys are held as KeyObjects, not Buffers: on Node 24 a cipher made from a Buffer key first runs brand checks that
 // cost four times the AES-GCM operation itself (measured: 19 µs against 4.3 µs per value opened). A KeyObject's bytes
-// live in native memory that JavaScript cannot overwrite: they are freed with the object (an evicted data key once
-// the garbage collector takes it), not zeroed at once. The Buffers that held key bytes on the way in are zeroed.
+// live in native memory that JavaScript cannot overwrite: they are freed with the object (a data key once the
+// garbage collector takes it), not zeroed at once. The Buffers that held key bytes on the way in are zeroed.
 import { createCipheriv, createDecipheriv, createSecretKey, randomBytes, type KeyObject } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { ConfigError } from '../common/config.js';
@@ -31,24 +35,25 @@ const LEGACY_FORMAT = 'v1';
 const KEY_BYTES = 32;
 const IV_BYTES = 12;
 const TAG_BYTES = 16;
-/** The IV at the start of a wrapped key, in base64url characters (12 bytes make 16, no padding). */
+/** The IV at the start of a sealed value, in base64url characters (12 bytes make 16, no padding). */
 const IV_TEXT_LENGTH = 16;
 const KEK_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
-/** About 2.3 MB of heap when full (measured): the keys a node's pods read over and over, within the server's memory target. */
-const DATA_KEY_CACHE_ENTRIES = 4_096;
+/** The values a node's pods and an operator's bindings read over and over: as many as the old data-key cache held. */
+const OPENED_CACHE_ENTRIES = 4_096;
+/** And at most this many characters of sealed and opened text (~8 MB at most), within the server's memory target. */
+const OPENED_CACHE_CHARACTERS = 8_000_000;
 
 export interface Kek {
   id: string;
   key: Buffer;
 }
 
-interface CachedDataKey {
+interface OpenedValue {
   owner: string;
   key: string;
   version: number;
-  /** The sealed text before the value: format, KEK id and wrapped key. */
-  wrapping: string;
-  dataKey: KeyObject;
+  sealed: string;
+  value: string;
 }
 
 export class DecryptionError extends Error {
@@ -114,12 +119,15 @@ export class Envelope {
   private readonly byId: Map<string, KeyObject>;
   readonly activeKekId: string;
   /**
-   * Unwrapped data keys, found by the wrapped key's IV (random for every seal) and used only when every input of the
-   * unwrap is the same (owner, key name, version, and the format, KEK id and wrapped key): a hit is exactly what
-   * unwrapping would return. The IV alone is the lookup key because a short string hashes fast: all the inputs
-   * joined into one key (some 170 characters) cost more to hash than the AES-GCM operation the cache saves.
+   * Opened values, found by the IV at the end of the sealed text (random for every seal, so a short and almost
+   * always unique lookup key that hashes fast) and used only when the whole sealed text, owner, key name and version
+   * are the same as when it was opened.
    */
-  private readonly dataKeys = new LRUCache<string, CachedDataKey>({ max: DATA_KEY_CACHE_ENTRIES });
+  private readonly opened = new LRUCache<string, OpenedValue>({
+    max: OPENED_CACHE_ENTRIES,
+    maxSize: OPENED_CACHE_CHARACTERS,
+    sizeCalculation: (entry) => entry.sealed.length + entry.value.length,
+  });
 
   constructor(keyring: Kek[]) {
     if (keyring.length === 0) throw new ConfigError('the encryption keyring is empty');
@@ -139,8 +147,14 @@ export class Envelope {
   }
 
   open(owner: string, key: string, version: number, sealed: string): string {
+    const valueStart = sealed.lastIndexOf('.') + 1;
+    const iv = sealed.slice(valueStart, valueStart + IV_TEXT_LENGTH);
+    const cached = this.opened.get(iv);
+    if (cached && cached.sealed === sealed && cached.owner === owner && cached.key === key && cached.version === version) return cached.value;
     const { format, dataKey, value } = this.unwrap(owner, key, version, sealed);
-    return open(dataKey, value, associatedData(format, owner, key, version)).toString('utf8');
+    const opened = open(dataKey, value, associatedData(format, owner, key, version)).toString('utf8');
+    this.opened.set(iv, { owner, key, version, sealed, value: opened });
+    return opened;
   }
 
   /**
@@ -177,18 +191,10 @@ export class Envelope {
     const kek = this.byId.get(kekId);
     if (!kek) throw new DecryptionError(`sealed value is wrapped by key "${kekId}", which is not in the keyring`);
     const value = Buffer.from(sealed.slice(valueStart), 'base64url');
-    const wrapping = sealed.slice(0, valueStart);
-    const iv = sealed.slice(wrappedStart, wrappedStart + IV_TEXT_LENGTH);
-    const cached = this.dataKeys.get(iv);
-    if (cached && cached.wrapping === wrapping && cached.owner === owner && cached.key === key && cached.version === version) {
-      return { format, dataKey: cached.dataKey, value };
-    }
     const unwrapped = open(kek, Buffer.from(sealed.slice(wrappedStart, valueStart - 1), 'base64url'), associatedData(format, owner, key, version, kekId));
     try {
       if (unwrapped.length !== KEY_BYTES) throw new DecryptionError('sealed value has a data key of the wrong size');
-      const dataKey = createSecretKey(unwrapped);
-      this.dataKeys.set(iv, { owner, key, version, wrapping, dataKey });
-      return { format, dataKey, value };
+      return { format, dataKey: createSecretKey(unwrapped), value };
     } finally {
       unwrapped.fill(0);
     }

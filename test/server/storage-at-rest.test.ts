@@ -92,7 +92,7 @@ describe('secrets at rest', () => {
     const mallory = await newAccount(server);
     await server.client.putSecret(alice.token, 'TARGET', 'alice-only');
     await server.client.putSecret(mallory.token, 'TARGET', 'mallory');
-    // Alice reads first, so her unwrapped data key is in the server's cache when Mallory's copy is read.
+    // Alice reads first, so her value has been opened (and cached) when Mallory's copy is read.
     expect((await server.client.getSecret(alice.token, 'TARGET')).value).toBe('alice-only');
     const db = new Database(join(server.dir, 'db.sqlite'));
     db.prepare('UPDATE secrets SET sealed = (SELECT sealed FROM secrets WHERE owner = ?) WHERE owner = ?').run(alice.address, mallory.address);
@@ -110,13 +110,13 @@ describe('secrets at rest', () => {
     const { sealed } = envelope.seal('owner', 'A', 1, 'v');
     expect(() => envelope.open('owner', 'B', 1, sealed)).toThrow(/does not open/);
     expect(envelope.open('owner', 'A', 1, sealed)).toBe('v');
-    // Now A's data key is cached: a copy under another name or owner must still fail, and A must still open.
+    // Now A has been opened (and cached): a copy under another name or owner must still fail, and A must still open.
     expect(() => envelope.open('owner', 'B', 1, sealed)).toThrow(/does not open/);
     expect(() => envelope.open('other-owner', 'A', 1, sealed)).toThrow(/does not open/);
     expect(envelope.open('owner', 'A', 1, sealed)).toBe('v');
   });
 
-  it('a changed value or wrapped key does not open, even when its data key was cached', () => {
+  it('a changed value or wrapped key does not open, even when the original was opened before', () => {
     const envelope = new Envelope(parseKeyring(key('k1'), 'test'));
     const { sealed } = envelope.seal('owner', 'A', 1, 'value-one');
     expect(envelope.open('owner', 'A', 1, sealed)).toBe('value-one');
@@ -191,10 +191,12 @@ describe('secrets at rest', () => {
     const server = await startTestServer();
     const owner = await newAccount(server);
     await server.client.putSecret(owner.token, 'API_KEY', 'old-value-v1');
+    // Read once at version 1, so the server has opened (and cached) the old copy when it comes back as another version.
+    expect(await server.client.getSecret(owner.token, 'API_KEY')).toMatchObject({ value: 'old-value-v1', version: 1 });
     const rows = row(server);
     const v1 = rows.get(owner.address, 'API_KEY');
     await server.client.putSecret(owner.token, 'API_KEY', 'new-value-v2');
-    // Read once, so the data key of version 2 is in the server's cache when the old copy comes back.
+    // Read once, so version 2 has been opened too.
     expect(await server.client.getSecret(owner.token, 'API_KEY')).toMatchObject({ value: 'new-value-v2', version: 2 });
     for (const version of [2, 3]) {
       rows.put(owner.address, 'API_KEY', { ...v1, version });
