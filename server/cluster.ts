@@ -6,7 +6,7 @@
 // What stays exact across workers: every worker has its own storage connection, and a login signature is remembered
 // by the storage itself (for SQLite, an IMMEDIATE transaction on the shared WAL file; for the others, a unique insert),
 // so a signature sent ten times at once is accepted once whichever workers it reaches. What is per worker: the caches
-// (verified tokens, parsed public keys, unwrapped data keys), which only ever hold what the worker could compute again.
+// (verified tokens, parsed public keys, opened values), which only ever hold what the worker could compute again.
 import cluster, { type Worker } from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { AggregatorRegistry, type Registry } from 'prom-client';
