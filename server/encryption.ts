@@ -40,8 +40,11 @@ const IV_TEXT_LENGTH = 16;
 const KEK_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 /** The values a node's pods and an operator's bindings read over and over: as many as the old data-key cache held. */
 const OPENED_CACHE_ENTRIES = 4_096;
-/** And at most this many characters of sealed and opened text (~8 MB at most), within the server's memory target. */
-const OPENED_CACHE_CHARACTERS = 8_000_000;
+/**
+ * And at most this many characters of sealed and opened text: 2-4 MB (a character takes one byte, or two outside
+ * Latin-1), about what the old cache took, so the chart's memory limit (sized per worker) still holds.
+ */
+const OPENED_CACHE_CHARACTERS = 2_000_000;
 
 export interface Kek {
   id: string;
