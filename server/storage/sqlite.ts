@@ -7,6 +7,7 @@
 import { chmodSync, closeSync, existsSync, mkdirSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
+import { LRUCache } from 'lru-cache';
 import {
   checkVersion, StorageUnavailableError,
   type GrantRecord, type GrantWrite, type SecretRecord, type SecretWrite, type Storage,
@@ -49,6 +50,14 @@ const READ_COLUMNS = 'key, sealed, kek_id, version, created_at, updated_at';
 // on every call (at read rates, that cost as much as the lookup in the database).
 const READ_ONE = `SELECT ${READ_COLUMNS} FROM secrets WHERE owner = ? AND key = ?`;
 const READ_MANY = `SELECT ${READ_COLUMNS} FROM secrets WHERE owner = ? AND key IN (SELECT value FROM json_each(?)) ORDER BY key`;
+/**
+ * Where the database stands, as this connection sees it: data_version moves with every commit of another connection
+ * (another worker, the replay cache's connection, `rotate-keys`), total_changes() with every row this one wrote.
+ */
+const DATABASE_STATE = 'SELECT data_version, total_changes() FROM pragma_data_version';
+/** Answers of the job read path kept (see secretReads); secrets answers at most this many characters of sealed text. */
+const READS_KEPT = 1_024;
+const READ_CHARACTERS_KEPT = 2_000_000;
 type ReadRow = [key: string, sealed: string, kekId: string, version: number, createdAt: number, updatedAt: number];
 
 function readRecord(owner: string, [key, sealed, kekId, version, createdAt, updatedAt]: ReadRow): SecretRecord {
@@ -92,6 +101,18 @@ export class SqliteStorage implements Storage {
   private signaturesDb: Database.Database | undefined;
   /** Logins waiting for the group commit of this event-loop turn (see rememberSignature). */
   private pendingSignatures: PendingSignature[] = [];
+  /**
+   * The last answers of getSecrets (several keys) and grantsForJob, each with the database state it was read in: the
+   * two reads every job read makes, which cost about 75 µs of its 200. One statement (~5 µs) tells whether anything
+   * was written since; if so, or if the answer is not kept, the read goes to the database as before. So a revoked
+   * grant or a changed value is seen by the very next request, whichever process wrote it. Answers are shared between
+   * callers, which only read them.
+   */
+  private readonly secretReads = new LRUCache<string, { state: string; records: SecretRecord[] }>({
+    max: READS_KEPT, maxSize: READ_CHARACTERS_KEPT,
+    sizeCalculation: ({ records }) => records.reduce((sum, record) => sum + record.sealed.length + record.key.length, 1),
+  });
+  private readonly grantReads = new LRUCache<string, { state: string; grants: GrantRecord[] }>({ max: READS_KEPT });
 
   constructor(private readonly path: string) {}
 
@@ -169,8 +190,20 @@ export class SqliteStorage implements Storage {
       const record = await this.getSecret(owner, keys[0]!);
       return record ? [record] : [];
     }
-    return this.prepare<[string, string], ReadRow>(this.open, READ_MANY, true)
-      .all(owner, JSON.stringify(keys)).map((row) => readRecord(owner, row));
+    const keysJson = JSON.stringify(keys);
+    const id = `${owner}\0${keysJson}`;
+    const state = this.databaseState();
+    const kept = this.secretReads.get(id);
+    if (kept?.state === state) return kept.records;
+    const records = this.prepare<[string, string], ReadRow>(this.open, READ_MANY, true).all(owner, keysJson).map((row) => readRecord(owner, row));
+    this.secretReads.set(id, { state, records });
+    return records;
+  }
+
+  /** Read before the answer it tags: a write in between makes the tag older than the answer, never newer. */
+  private databaseState(): string {
+    const [dataVersion, totalChanges] = this.prepare<[], [number, number]>(this.open, DATABASE_STATE, true).get()!;
+    return `${dataVersion}:${totalChanges}`;
   }
 
   async listSecrets(owner: string, prefix = ''): Promise<SecretRecord[]> {
@@ -215,7 +248,12 @@ export class SqliteStorage implements Storage {
   }
 
   async grantsForJob(job: string): Promise<GrantRecord[]> {
-    return this.prepare<[string], GrantRow>(this.open, 'SELECT * FROM grants WHERE job = ? ORDER BY owner').all(job).map(toGrant);
+    const state = this.databaseState();
+    const kept = this.grantReads.get(job);
+    if (kept?.state === state) return kept.grants;
+    const grants = this.prepare<[string], GrantRow>(this.open, 'SELECT * FROM grants WHERE job = ? ORDER BY owner').all(job).map(toGrant);
+    this.grantReads.set(job, { state, grants });
+    return grants;
   }
 
   /**

@@ -57,6 +57,30 @@ describe('a server with several workers', () => {
     }
   });
 
+  it('a job reading the same keys over and over sees a changed value and a revoked grant on its very next read, through every worker', async () => {
+    const owner = generateKeypair();
+    const node = generateKeypair();
+    const ownerToken = (await call(server.url, 'POST', '/login', { body: signLogin(owner) })).body.token as string;
+    for (const [key, value] of [['JOB_A', 'a-1'], ['JOB_B', 'b-1']]) {
+      expect((await call(server.url, 'PUT', `/v1/secrets/${key}`, { token: ownerToken, body: { value } })).status).toBe(200);
+    }
+    expect((await call(server.url, 'PUT', '/v1/grants/cached-job', { token: ownerToken, body: { keys: ['JOB_A', 'JOB_B'], readers: [node.address] } })).status).toBe(200);
+    const jobToken = (await call(server.url, 'POST', '/login', { body: signLogin(node, { job: 'cached-job', owner: owner.address }) })).body.token as string;
+    const readAll = async () => Promise.all(Array.from({ length: 4 * WORKERS }, async () => {
+      const answer = await onNewConnection('/secrets', { headers: { authorization: `Bearer ${jobToken}` } });
+      return { status: answer.status, body: await answer.json() as unknown };
+    }));
+    // The same answer again and again: what a server may keep.
+    for (let round = 0; round < 3; round++) expect(new Set((await readAll()).map((r) => JSON.stringify(r)))).toEqual(new Set([JSON.stringify({ status: 200, body: { JOB_A: 'a-1', JOB_B: 'b-1' } })]));
+
+    // Written through one worker (on its own connection), read through all of them right after.
+    expect((await onNewConnection('/v1/secrets/JOB_A', { method: 'PUT', headers: { authorization: `Bearer ${ownerToken}`, 'content-type': 'application/json' }, body: JSON.stringify({ value: 'a-2' }) })).status).toBe(200);
+    for (const read of await readAll()) expect(read).toEqual({ status: 200, body: { JOB_A: 'a-2', JOB_B: 'b-1' } });
+
+    expect((await onNewConnection('/v1/grants/cached-job', { method: 'DELETE', headers: { authorization: `Bearer ${ownerToken}` } })).status).toBe(204);
+    for (const read of await readAll()) expect(read.status).toBe(403);
+  });
+
   it('/metrics counts the requests of every worker, not only of the worker that answers', async () => {
     const route = '/';
     const count = async () => {
