@@ -55,7 +55,7 @@ const READ_MANY = `SELECT ${READ_COLUMNS} FROM secrets WHERE owner = ? AND key I
  * (another worker, the replay cache's connection, `rotate-keys`), total_changes() with every row this one wrote.
  */
 const DATABASE_STATE = 'SELECT data_version, total_changes() FROM pragma_data_version';
-/** Answers of the job read path kept (see secretReads); secrets answers at most this many characters of sealed text. */
+/** Answers of the job read path kept (see secretReads), and at most this many characters of theirs (2-4 MB). */
 const READS_KEPT = 1_024;
 const READ_CHARACTERS_KEPT = 2_000_000;
 type ReadRow = [key: string, sealed: string, kekId: string, version: number, createdAt: number, updatedAt: number];
@@ -112,7 +112,10 @@ export class SqliteStorage implements Storage {
     max: READS_KEPT, maxSize: READ_CHARACTERS_KEPT,
     sizeCalculation: ({ records }) => records.reduce((sum, record) => sum + record.sealed.length + record.key.length, 1),
   });
-  private readonly grantReads = new LRUCache<string, { state: string; grants: GrantRecord[] }>({ max: READS_KEPT });
+  private readonly grantReads = new LRUCache<string, { state: string; grants: GrantRecord[] }>({
+    max: READS_KEPT, maxSize: READ_CHARACTERS_KEPT,
+    sizeCalculation: ({ grants }) => grants.reduce((sum, grant) => sum + [...grant.keys, ...grant.readers].reduce((n, text) => n + text.length, 0), 1),
+  });
 
   constructor(private readonly path: string) {}
 
