@@ -55,9 +55,18 @@ const READ_MANY = `SELECT ${READ_COLUMNS} FROM secrets WHERE owner = ? AND key I
  * (another worker, the replay cache's connection, `rotate-keys`), total_changes() with every row this one wrote.
  */
 const DATABASE_STATE = 'SELECT data_version, total_changes() FROM pragma_data_version';
-/** Answers of the job read path kept (see secretReads), and at most this many characters of theirs (2-4 MB). */
+/** Answers of the job read path kept (see whileUnchanged), and at most this many characters of theirs (2-4 MB). */
 const READS_KEPT = 1_024;
 const READ_CHARACTERS_KEPT = 2_000_000;
+
+/** An answer of a read, with the database state it was read in (see SqliteStorage.whileUnchanged). */
+interface KeptRead<T> { state: string; answer: T }
+
+/** A bounded store of read answers, its size in characters as `size` counts them. */
+function keptReads<T>(size: (answer: T) => number): LRUCache<string, KeptRead<T>> {
+  return new LRUCache({ max: READS_KEPT, maxSize: READ_CHARACTERS_KEPT, sizeCalculation: ({ answer }) => size(answer) });
+}
+
 type ReadRow = [key: string, sealed: string, kekId: string, version: number, createdAt: number, updatedAt: number];
 
 function readRecord(owner: string, [key, sealed, kekId, version, createdAt, updatedAt]: ReadRow): SecretRecord {
@@ -108,14 +117,9 @@ export class SqliteStorage implements Storage {
    * grant or a changed value is seen by the very next request, whichever process wrote it. Answers are shared between
    * callers, which only read them.
    */
-  private readonly secretReads = new LRUCache<string, { state: string; records: SecretRecord[] }>({
-    max: READS_KEPT, maxSize: READ_CHARACTERS_KEPT,
-    sizeCalculation: ({ records }) => records.reduce((sum, record) => sum + record.sealed.length + record.key.length, 1),
-  });
-  private readonly grantReads = new LRUCache<string, { state: string; grants: GrantRecord[] }>({
-    max: READS_KEPT, maxSize: READ_CHARACTERS_KEPT,
-    sizeCalculation: ({ grants }) => grants.reduce((sum, grant) => sum + [...grant.keys, ...grant.readers].reduce((n, text) => n + text.length, 0), 1),
-  });
+  private readonly secretReads = keptReads<SecretRecord[]>((records) => records.reduce((sum, record) => sum + record.sealed.length + record.key.length, 1));
+  private readonly grantReads = keptReads<GrantRecord[]>((grants) =>
+    grants.reduce((sum, grant) => sum + [...grant.keys, ...grant.readers].reduce((n, text) => n + text.length, 0), 1));
 
   constructor(private readonly path: string) {}
 
@@ -194,19 +198,20 @@ export class SqliteStorage implements Storage {
       return record ? [record] : [];
     }
     const keysJson = JSON.stringify(keys);
-    const id = `${owner}\0${keysJson}`;
-    const state = this.databaseState();
-    const kept = this.secretReads.get(id);
-    if (kept?.state === state) return kept.records;
-    const records = this.prepare<[string, string], ReadRow>(this.open, READ_MANY, true).all(owner, keysJson).map((row) => readRecord(owner, row));
-    this.secretReads.set(id, { state, records });
-    return records;
+    return this.whileUnchanged(this.secretReads, `${owner}\0${keysJson}`, () =>
+      this.prepare<[string, string], ReadRow>(this.open, READ_MANY, true).all(owner, keysJson).map((row) => readRecord(owner, row)));
   }
 
-  /** Read before the answer it tags: a write in between makes the tag older than the answer, never newer. */
-  private databaseState(): string {
+  /** The answer kept under `id` if the database is as it was when it was read, else `read()`'s, kept. */
+  private whileUnchanged<T>(kept: LRUCache<string, KeptRead<T>>, id: string, read: () => T): T {
+    // The state is read before the answer it tags: a write in between makes the tag older than the answer, never newer.
     const [dataVersion, totalChanges] = this.prepare<[], [number, number]>(this.open, DATABASE_STATE, true).get()!;
-    return `${dataVersion}:${totalChanges}`;
+    const state = `${dataVersion}:${totalChanges}`;
+    const hit = kept.get(id);
+    if (hit?.state === state) return hit.answer;
+    const answer = read();
+    kept.set(id, { state, answer });
+    return answer;
   }
 
   async listSecrets(owner: string, prefix = ''): Promise<SecretRecord[]> {
@@ -251,12 +256,8 @@ export class SqliteStorage implements Storage {
   }
 
   async grantsForJob(job: string): Promise<GrantRecord[]> {
-    const state = this.databaseState();
-    const kept = this.grantReads.get(job);
-    if (kept?.state === state) return kept.grants;
-    const grants = this.prepare<[string], GrantRow>(this.open, 'SELECT * FROM grants WHERE job = ? ORDER BY owner').all(job).map(toGrant);
-    this.grantReads.set(job, { state, grants });
-    return grants;
+    return this.whileUnchanged(this.grantReads, job, () =>
+      this.prepare<[string], GrantRow>(this.open, 'SELECT * FROM grants WHERE job = ? ORDER BY owner').all(job).map(toGrant));
   }
 
   /**
