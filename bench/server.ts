@@ -6,7 +6,7 @@
 // dist/, e.g. `git worktree add /tmp/base <commit>` + `npm run build`), the two builds alternating round by round.
 import { spawn } from 'node:child_process';
 import { generateKeyPairSync, sign } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -15,6 +15,7 @@ import bs58 from 'bs58';
 import { SecretsClient } from '../common/client.js';
 import { generateKeypair, loginMessage } from '../common/login.js';
 import { Progress } from '../common/progress.js';
+import { processTree, rssMb, treeCpuSeconds } from './proc.js';
 
 const { values } = parseArgs({
   options: {
@@ -39,25 +40,6 @@ const seconds = Number(values.seconds);
 const rounds = Number(values.rounds);
 const connections = Number(values.connections);
 const JOB_KEYS = 20;
-
-/** The processes of a server: the one started and, with several workers, its children. */
-function processTree(pid: number): number[] {
-  const children = `/proc/${pid}/task/${pid}/children`;
-  const direct = existsSync(children) ? readFileSync(children, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number) : [];
-  return [pid, ...direct.flatMap(processTree)];
-}
-
-function rssMb(pid: number): number {
-  return Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))![1]) / 1024;
-}
-
-/** CPU seconds the server's processes have used (user + system), from /proc. */
-function cpuSeconds(pid: number): number {
-  return processTree(pid).reduce((sum, p) => {
-    const fields = readFileSync(`/proc/${p}/stat`, 'utf8').split(') ')[1]!.split(' ');
-    return sum + (Number(fields[11]) + Number(fields[12])) / 100;
-  }, 0);
-}
 
 interface Server { name: string; url: string; pid: number; stop: () => void; ownerToken: string; jobToken: string }
 
@@ -110,14 +92,14 @@ interface Figures { rps: number; p99: number; errors: number; perCpuSecond: numb
 
 async function load(server: Server, label: string, options: autocannon.Options): Promise<Figures> {
   const progress = new Progress(`${label} for ${seconds} s`, { unit: 'requests' });
-  const cpuBefore = cpuSeconds(server.pid);
+  const cpuBefore = treeCpuSeconds(server.pid);
   const result = await new Promise<autocannon.Result>((done, fail) => {
     const run = autocannon({ connections, duration: seconds, ...options }, (error, figures) => (error ? fail(error) : done(figures)));
     // autocannon's types declare the tick listener without its argument: the requests completed in the last second.
     run.on('tick', (tick?: { counter: number }) => progress.add(tick?.counter ?? 0));
   });
   progress.done(result.requests.total);
-  const cpu = cpuSeconds(server.pid) - cpuBefore;
+  const cpu = treeCpuSeconds(server.pid) - cpuBefore;
   return {
     rps: result.requests.average, p99: result.latency.p99, errors: result.non2xx + result.errors,
     // The load generator shares the cores: the server's own CPU per request says what a core of it can do.
