@@ -51,7 +51,7 @@ interface Held {
  * Tokens kept, owner and job tokens together: a node's pods (the kubelet runs at most 110 by default) or the bindings
  * an operator reconciles at once fit many times over. An owner token is used for every exchange, so it stays.
  */
-export const DEFAULT_TOKENS_KEPT = 1_024;
+const DEFAULT_TOKENS_KEPT = 1_024;
 
 export class NodeSessions {
   private readonly clients = new Map<string, SecretsClient>();
